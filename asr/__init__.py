@@ -1,0 +1,1 @@
+"""CTC speech recognition toolkit."""

@@ -1,0 +1,58 @@
+"""Audio I/O: the one place that reads and writes sound files (soundfile + soxr)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+from asr.errors import UserError
+from asr.fileio import atomic_path
+
+
+class AudioError(UserError):
+    """A missing, empty, corrupt or otherwise unusable audio file."""
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int,
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> np.ndarray:
+    """Read ``path`` as mono float32 at ``sample_rate``.
+
+    Any format soundfile reads (wav, flac, ogg, ...), int or float PCM, any channel count (mixed
+    to mono by averaging) and any sample rate (resampled with soxr). ``offset`` and ``duration``
+    are in seconds. Returns shape ``(samples,)``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        with soundfile.SoundFile(path) as sound:
+            source_rate = sound.samplerate
+            start = round(offset * source_rate)
+            frames = -1 if duration is None else round(duration * source_rate)
+            if start:
+                sound.seek(start)
+            samples = sound.read(frames, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
+        raise AudioError(f"{path}: cannot read audio ({error})") from None
+    if samples.shape[0] == 0:
+        raise AudioError(f"{path}: audio is empty" + (f" at offset {offset}s" if offset else ""))
+    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    if source_rate != sample_rate:
+        mono = soxr.resample(mono, source_rate, sample_rate)
+    if not np.isfinite(mono).all():
+        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def save_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
+    """Write mono ``samples`` (float in [-1, 1]) atomically; the format follows the suffix."""
+    with atomic_path(path) as temp:
+        soundfile.write(temp, samples, sample_rate)

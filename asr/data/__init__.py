@@ -1,0 +1,1 @@
+"""Manifests, corpora (LibriSpeech and the built-in synthetic one), datasets and batching."""

@@ -1,0 +1,65 @@
+"""Speech dataset over manifest utterances, and the collate that pads a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from asr.audio import load_audio
+from asr.data.manifest import Utterance
+from asr.errors import UserError
+from asr.text import CharTokenizer, UnknownCharacterError, normalize_text
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    """Yields ``(waveform, token_ids)``; transcripts are normalised and checked up front, so a
+    character the tokenizer lacks stops the run before training, naming the manifest line."""
+
+    def __init__(self, utterances: list[Utterance], tokenizer: CharTokenizer, sample_rate: int) -> None:
+        self.utterances = utterances
+        self.sample_rate = sample_rate
+        self.texts = [normalize_text(utt.text) for utt in utterances]
+        self.targets = []
+        for utt, text in zip(utterances, self.texts, strict=True):
+            try:
+                self.targets.append(torch.tensor(tokenizer.encode(text), dtype=torch.long))
+            except UnknownCharacterError as error:
+                raise UserError(f"{utt.source or utt.audio_filepath}: {error}") from None
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    @property
+    def durations(self) -> list[float]:
+        return [utt.duration for utt in self.utterances]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        utt = self.utterances[index]
+        audio = load_audio(
+            utt.audio_filepath, self.sample_rate, utt.offset, utt.duration if utt.offset else None
+        )
+        return torch.from_numpy(audio), self.targets[index]
+
+
+@dataclass
+class Batch:
+    waveforms: torch.Tensor
+    """``(batch, samples)`` zero-padded audio."""
+    sample_lengths: torch.Tensor
+    targets: torch.Tensor
+    """``(batch, max_target)`` zero-padded token ids."""
+    target_lengths: torch.Tensor
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(tensor.to(device, non_blocking=True) for tensor in vars(self).values()))
+
+
+def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> Batch:
+    waveforms, targets = zip(*items, strict=True)
+    return Batch(
+        torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True),
+        torch.tensor([len(w) for w in waveforms]),
+        torch.nn.utils.rnn.pad_sequence(targets, batch_first=True),
+        torch.tensor([len(t) for t in targets]),
+    )

@@ -1,0 +1,115 @@
+"""The built-in corpus: English sentences spoken by espeak-ng "speakers", in LibriSpeech's layout.
+
+A speaker is an espeak-ng English voice with a voice variant, speaking rate and pitch. Train,
+dev and test splits have disjoint speakers, so the test WER measures unseen voices. The corpus is
+deterministic in its seed; a finished corpus (``corpus.json`` present with the same parameters)
+is not written again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soxr
+from tqdm import tqdm
+
+from asr.audio import save_audio
+from asr.data.espeak import Synthesizer, Voice
+from asr.data.librispeech import write_split_manifest
+from asr.data.sentences import SentenceGenerator
+from asr.errors import UserError, exit_on_user_error
+from asr.fileio import write_json, write_text
+
+LANGUAGE_VOICES = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
+                   "en-029", "en-us-nyc"]  # fmt: skip
+VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5", "klatt",
+            "klatt2", "klatt3", "Alex", "Andy", "Annie", "adam", "anika", "aunty", "belinda",
+            "benjamin", "david", "ed", "edward", "grandpa", "ian", "john", "linda", "max", "michael",
+            "paul", "quincy", "rob", "robert", "steph", "travis"]  # fmt: skip
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class CorpusSpec:
+    """Everything that determines the corpus; saved as ``corpus.json``."""
+
+    seed: int = 0
+    train_speakers: int = 120
+    dev_speakers: int = 8
+    test_speakers: int = 10
+    utterances_per_speaker: int = 20
+    sample_rate: int = 16000
+
+    def speakers(self, split: str) -> int:
+        return {"train": self.train_speakers, "dev": self.dev_speakers, "test": self.test_speakers}[split]
+
+
+def assign_voices(spec: CorpusSpec) -> dict[str, list[Voice]]:
+    """Disjoint voices per split: each (language voice, variant) pair is used by one speaker only."""
+    pairs = [(name, variant) for name in LANGUAGE_VOICES for variant in VARIANTS]
+    needed = sum(spec.speakers(split) for split in SPLITS)
+    if needed > len(pairs):
+        raise UserError(f"corpus asks for {needed} speakers; at most {len(pairs)} distinct voices exist")
+    rng = random.Random(spec.seed)
+    rng.shuffle(pairs)
+    voices, start = {}, 0
+    for split in SPLITS:
+        chosen = pairs[start : start + spec.speakers(split)]
+        voices[split] = [
+            Voice(name, variant, rng.randint(135, 185), rng.randint(25, 75)) for name, variant in chosen
+        ]
+        start += len(chosen)
+    return voices
+
+
+def generate_corpus(root: Path, spec: CorpusSpec) -> None:
+    """Write the corpus under ``root`` and its manifests under ``root/manifests/<split>.jsonl``."""
+    marker = root / "corpus.json"
+    if marker.is_file() and json.loads(marker.read_text()) == asdict(spec):
+        return
+    synthesizer = Synthesizer()
+    sentences = SentenceGenerator(spec.seed)
+    total = spec.utterances_per_speaker * sum(spec.speakers(split) for split in SPLITS)
+    speaker_lines = []
+    with tqdm(total=total, desc=f"synthesising {root}", unit="utt") as bar:
+        for split, voices in assign_voices(spec).items():
+            for number, voice in enumerate(voices):
+                speaker = {"train": 1000, "dev": 2000, "test": 3000}[split] + number
+                chapter = speaker * 10
+                folder = root / split / str(speaker) / str(chapter)
+                lines = []
+                for index in range(spec.utterances_per_speaker):
+                    text = sentences.sentence()
+                    samples = synthesizer.synthesize(text, voice).astype(np.float32) / 32768.0
+                    samples = soxr.resample(samples, synthesizer.sample_rate, spec.sample_rate)
+                    utt_id = f"{speaker}-{chapter}-{index:04d}"
+                    save_audio(folder / f"{utt_id}.flac", samples, spec.sample_rate)
+                    lines.append(f"{utt_id} {text.upper()}\n")
+                    bar.update()
+                write_text(folder / f"{speaker}-{chapter}.trans.txt", "".join(lines))
+                speaker_lines.append(f"{speaker}|{split}|{voice.espeak_name}|{voice.rate}|{voice.pitch}\n")
+    write_text(root / "SPEAKERS.TXT", "ID|SPLIT|VOICE|RATE|PITCH\n" + "".join(speaker_lines))
+    for split in SPLITS:
+        write_split_manifest(root / split, root / "manifests" / f"{split}.jsonl")
+    write_json(marker, asdict(spec))
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="asr-synth", description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, help="output folder")
+    for field, default in asdict(CorpusSpec()).items():
+        parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=default)
+    args = vars(parser.parse_args(argv))
+    root = args.pop("root")
+    generate_corpus(root, CorpusSpec(**args))
+    print(f"corpus in {root}, manifests in {root / 'manifests'}")
+
+
+if __name__ == "__main__":
+    main()

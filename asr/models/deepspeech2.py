@@ -1,0 +1,105 @@
+"""CNN + BiLSTM acoustic model in the style of DeepSpeech2, with its frontend inside.
+
+Raw audio goes in, CTC log-probabilities come out, so a saved model needs no feature code.
+``ModelDims`` is stored in every checkpoint: loading needs no config files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from asr.frontend import LogMelFrontend
+
+
+@dataclass
+class ModelDims:
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 80
+    conv_channels: list[int] = field(default_factory=lambda: [32, 32])
+    conv_kernels: list[list[int]] = field(default_factory=lambda: [[41, 11], [21, 11]])
+    """(frequency, time) kernel of each conv layer."""
+    conv_strides: list[list[int]] = field(default_factory=lambda: [[2, 2], [2, 1]])
+    """(frequency, time) stride of each conv layer."""
+    rnn_hidden: int = 256
+    rnn_layers: int = 3
+    dropout: float = 0.1
+    vocab_size: int = 29
+    """Output tokens, blank included; training sets it from the tokenizer."""
+
+
+def conv_output_length(length: torch.Tensor | int, kernel: int, stride: int) -> torch.Tensor | int:
+    """Length after a conv with "same"-style padding ``kernel // 2``."""
+    return (length + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+class ConvBlock(nn.Module):
+    """Conv2d + BatchNorm + Hardtanh(0, 20), then zeroing the frames past each utterance's end,
+    so an utterance's output does not depend on how much padding its batch carries."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: list[int], stride: list[int]) -> None:
+        super().__init__()
+        self.kernel_time, self.stride_time = kernel[1], stride[1]
+        padding = (kernel[0] // 2, kernel[1] // 2)
+        self.conv = nn.Conv2d(in_channels, out_channels, tuple(kernel), tuple(stride), padding, bias=False)
+        self.norm = nn.BatchNorm2d(out_channels)
+        self.activation = nn.Hardtanh(0.0, 20.0)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return conv_output_length(lengths, self.kernel_time, self.stride_time)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x``: ``(batch, channels, freq, time)``."""
+        x = self.activation(self.norm(self.conv(x)))
+        lengths = self.output_lengths(lengths)
+        mask = torch.arange(x.shape[-1], device=x.device) < lengths[:, None]
+        return x * mask[:, None, None, :], lengths
+
+
+class DeepSpeech2(nn.Module):
+    def __init__(self, dims: ModelDims) -> None:
+        super().__init__()
+        self.dims = dims
+        self.frontend = LogMelFrontend(
+            dims.sample_rate, dims.n_fft, dims.win_length, dims.hop_length, dims.n_mels
+        )
+        channels = [1, *dims.conv_channels]
+        self.convs = nn.ModuleList(
+            ConvBlock(channels[i], channels[i + 1], dims.conv_kernels[i], dims.conv_strides[i])
+            for i in range(len(dims.conv_channels))
+        )
+        freq = dims.n_mels
+        for kernel, stride in zip(dims.conv_kernels, dims.conv_strides, strict=True):
+            freq = conv_output_length(freq, kernel[0], stride[0])
+        self.rnn = nn.LSTM(
+            channels[-1] * freq, dims.rnn_hidden, num_layers=dims.rnn_layers, bidirectional=True,
+            batch_first=True, dropout=dims.dropout if dims.rnn_layers > 1 else 0.0,
+        )  # fmt: skip
+        self.dropout = nn.Dropout(dims.dropout)
+        self.output = nn.Linear(2 * dims.rnn_hidden, dims.vocab_size)
+
+    def output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        """Exact number of output frames for utterances of ``sample_lengths`` samples."""
+        lengths = self.frontend.output_lengths(sample_lengths)
+        for conv in self.convs:
+            lengths = conv.output_lengths(lengths)
+        return lengths
+
+    def forward(
+        self, waveform: torch.Tensor, sample_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, samples)`` audio to ``(batch, time, vocab)`` log-probs and ``(batch,)`` lengths."""
+        features, lengths = self.frontend(waveform, sample_lengths)
+        x = features.transpose(1, 2).unsqueeze(1)  # (batch, 1, n_mels, frames)
+        for conv in self.convs:
+            x, lengths = conv(x, lengths)
+        x = x.flatten(1, 2).transpose(1, 2)  # (batch, time, channels * freq)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        x, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
+        return self.output(self.dropout(x)).log_softmax(dim=-1), lengths

@@ -1,0 +1,1 @@
+"""Training: configuration schema (``config``), the loop (``loop.run``), checkpoints, metrics."""

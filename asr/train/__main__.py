@@ -1,0 +1,3 @@
+from asr.train.cli import main
+
+main()

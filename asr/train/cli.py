@@ -1,0 +1,34 @@
+"""``asr-train``: Hydra entry point. Parses ``key=value`` overrides and calls ``loop.run``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from asr.errors import UserError
+from asr.train.config import register_schema
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+
+
+def _train(cfg: DictConfig) -> None:
+    from asr.train.loop import run
+
+    try:
+        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    register_schema()
+    hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")(_train)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""The training loop, readable top to bottom: data, model, optimiser, then one explicit loop."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from asr.ctc import get_backend
+from asr.data.dataset import Batch, SpeechDataset, collate
+from asr.data.manifest import read_manifest
+from asr.data.sampler import SortedShuffleBatchSampler
+from asr.data.synthetic import CorpusSpec, generate_corpus
+from asr.errors import UserError
+from asr.evaluate import error_rates, transcribe_dataset
+from asr.models import DeepSpeech2, ModelDims
+from asr.runtime import resolve_device
+from asr.text import CharTokenizer
+from asr.train.checkpoint import load_checkpoint, model_payload, save_checkpoint
+from asr.train.metrics import MetricsLogger
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Progress, kept apart from the config and saved with every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_wer: float = math.inf
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """Learning-rate factor: linear warm-up, then cosine decay to ``min_ratio`` at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def prepare_data(cfg: DictConfig) -> None:
+    """Synthesise the built-in corpus if the config asks for it and it is not there yet."""
+    synthetic = cfg.data.synthetic
+    if synthetic is not None:
+        spec = CorpusSpec(**{f.name: synthetic[f.name] for f in dataclasses.fields(CorpusSpec)})
+        generate_corpus(Path(synthetic.root), spec)
+
+
+def run(cfg: DictConfig, run_dir: Path) -> TrainState:
+    """Train with ``cfg`` (a ``TrainConfig``), writing checkpoints, logs and metrics to ``run_dir``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.trainer.seed)
+    device = resolve_device(cfg.trainer.device)
+    loss_fn = get_backend(cfg.ctc.backend)
+    prepare_data(cfg)
+
+    tokenizer = CharTokenizer()
+    dims = ModelDims(**{**OmegaConf.to_container(cfg.model), "vocab_size": len(tokenizer)})
+    train_set = SpeechDataset(read_manifest(cfg.data.train_manifest), tokenizer, dims.sample_rate)
+    dev_set = SpeechDataset(read_manifest(cfg.data.dev_manifest), tokenizer, dims.sample_rate)
+    sampler = SortedShuffleBatchSampler(train_set.durations, cfg.data.batch_size, cfg.trainer.seed)
+    steps_per_epoch = len(sampler)
+    total_steps = cfg.trainer.max_epochs * steps_per_epoch
+    if cfg.trainer.max_steps is not None:
+        total_steps = min(total_steps, cfg.trainer.max_steps)
+
+    model = DeepSpeech2(dims).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: warmup_cosine(step, cfg.optim.warmup_steps, total_steps, cfg.optim.min_lr_ratio),
+    )
+    state = TrainState()
+    checkpoints = run_dir / "checkpoints"
+    if cfg.trainer.resume:
+        state = _restore(checkpoints / "last.pt", model, optimizer, scheduler)
+    else:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+
+    def save(is_best: bool) -> None:
+        payload = {
+            **model_payload(model, tokenizer),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "train_state": dataclasses.asdict(state),
+            "rng": {"torch": torch.get_rng_state()},
+            "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        }
+        save_checkpoint(checkpoints / "last.pt", payload)
+        if is_best:
+            save_checkpoint(checkpoints / "best.pt", payload)
+
+    logger = MetricsLogger(run_dir)
+
+    def evaluate() -> None:
+        hypotheses = transcribe_dataset(model, dev_set, tokenizer, device)
+        rates = error_rates(dev_set.texts, hypotheses)
+        logger.scalars(state.step, {"dev/wer": rates["wer"], "dev/cer": rates["cer"]})
+        for i in range(min(cfg.trainer.num_examples, len(dev_set))):
+            logger.text(state.step, f"dev/example_{i}", f"ref: {dev_set.texts[i]}  \nhyp: {hypotheses[i]}")
+        waveform, _ = dev_set[0]
+        features, _ = model.frontend(waveform[None].to(device), torch.tensor([len(waveform)], device=device))
+        logger.spectrogram(state.step, "dev/log_mel", features[0].cpu())
+        is_best = rates["wer"] < state.best_wer
+        state.best_wer = min(state.best_wer, rates["wer"])
+        save(is_best)
+        tqdm.write(f"step {state.step}: dev WER {rates['wer']:.2%} CER {rates['cer']:.2%}")
+
+    started = time.monotonic()
+    budget = math.inf if cfg.trainer.max_time_minutes is None else 60 * cfg.trainer.max_time_minutes
+    bar = tqdm(total=total_steps, initial=state.step, unit="step", disable=not cfg.trainer.progress)
+    model.train()
+    stop = state.step >= total_steps
+    while not stop and state.epoch < cfg.trainer.max_epochs:
+        sampler.set_position(state.epoch, state.batch_in_epoch)
+        loader = torch.utils.data.DataLoader(
+            train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers
+        )
+        for batch in loader:
+            loss, grad_norm = _train_step(model, batch.to(device), loss_fn, optimizer, cfg)
+            scheduler.step()
+            state.step += 1
+            state.batch_in_epoch += 1
+            lr = scheduler.get_last_lr()[0]
+            logger.scalars(state.step, {"train/loss": loss, "train/lr": lr, "train/grad_norm": grad_norm})
+            bar.update()
+            bar.set_postfix(epoch=state.epoch, loss=f"{loss:.3f}", lr=f"{lr:.2e}")
+            stop = state.step >= total_steps or time.monotonic() - started >= budget
+            epoch_done = state.batch_in_epoch == steps_per_epoch
+            if epoch_done:
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+            every = cfg.trainer.eval_every_steps
+            if stop or (epoch_done if every is None else state.step % every == 0):
+                evaluate()
+            if stop:
+                break
+    bar.close()
+    logger.close()
+    return state
+
+
+def _train_step(model, batch: Batch, loss_fn, optimizer, cfg: DictConfig) -> tuple[float, float]:
+    log_probs, lengths = model(batch.waveforms, batch.sample_lengths)
+    loss = loss_fn(
+        log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths,
+        blank=0, reduction="mean", zero_infinity=cfg.ctc.zero_infinity,
+    )  # fmt: skip
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.grad_clip)
+    optimizer.step()
+    return loss.item(), grad_norm.item()
+
+
+def _restore(path: Path, model, optimizer, scheduler) -> TrainState:
+    if not path.is_file():
+        raise UserError(f"trainer.resume=true but {path} does not exist; start without resume")
+    checkpoint = load_checkpoint(path)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    return TrainState(**checkpoint["train_state"])
