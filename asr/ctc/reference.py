@@ -19,6 +19,15 @@ from __future__ import annotations
 import torch
 
 
+def _logsumexp(values: list[torch.Tensor]) -> torch.Tensor:
+    """log(sum(exp(values))) whose gradient stays finite when every value is -inf (unreachable)."""
+    stacked = torch.stack(values)
+    peak = stacked.max().detach()
+    if torch.isinf(peak):
+        return peak
+    return peak + torch.log(torch.exp(stacked - peak).sum())
+
+
 def ctc_loss_reference(
     log_probs: torch.Tensor,
     targets: list[list[int]],
@@ -50,7 +59,6 @@ def ctc_loss_reference(
                     paths.append(previous[s - 1])
                 if s >= 2 and extended[s] != blank and extended[s] != extended[s - 2]:
                     paths.append(previous[s - 2])
-                alpha.append(lp[t, extended[s]] + torch.logsumexp(torch.stack(paths), 0))
-        final = torch.stack(alpha[-2:] if states > 1 else alpha[-1:])
-        losses.append(-torch.logsumexp(final, 0))
+                alpha.append(lp[t, extended[s]] + _logsumexp(paths))
+        losses.append(-_logsumexp(alpha[-2:]))
     return torch.stack(losses)

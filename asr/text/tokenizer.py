@@ -27,7 +27,7 @@ class CharTokenizer:
         return len(self.tokens)
 
     def encode(self, text: str) -> list[int]:
-        unknown = sorted({ch for ch in text if ch not in self._ids or ch == BLANK})
+        unknown = sorted({ch for ch in text if ch not in self._ids})
         if unknown:
             raise UnknownCharacterError(f"characters not in the vocabulary: {''.join(unknown)!r}")
         return [self._ids[ch] for ch in text]

@@ -47,7 +47,9 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     warmup_steps: int = 200
     min_lr_ratio: float = 0.02
-    """Cosine decay ends at ``lr * min_lr_ratio`` on the last planned step."""
+    decay_steps: int | None = None
+    """Cosine decay reaches ``lr * min_lr_ratio`` at this step; None: the last planned step
+    (``trainer.max_steps``, else ``trainer.max_epochs`` epochs)."""
 
 
 @dataclass

@@ -68,6 +68,7 @@ def run(cfg: DictConfig, run_dir: Path) -> TrainState:
     total_steps = cfg.trainer.max_epochs * steps_per_epoch
     if cfg.trainer.max_steps is not None:
         total_steps = min(total_steps, cfg.trainer.max_steps)
+    decay_steps = cfg.optim.decay_steps or total_steps
 
     model = DeepSpeech2(dims).to(device)
     optimizer = torch.optim.AdamW(
@@ -75,7 +76,7 @@ def run(cfg: DictConfig, run_dir: Path) -> TrainState:
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda step: warmup_cosine(step, cfg.optim.warmup_steps, total_steps, cfg.optim.min_lr_ratio),
+        lambda step: warmup_cosine(step, cfg.optim.warmup_steps, decay_steps, cfg.optim.min_lr_ratio),
     )
     state = TrainState()
     checkpoints = run_dir / "checkpoints"
@@ -121,8 +122,9 @@ def run(cfg: DictConfig, run_dir: Path) -> TrainState:
     while not stop and state.epoch < cfg.trainer.max_epochs:
         sampler.set_position(state.epoch, state.batch_in_epoch)
         loader = torch.utils.data.DataLoader(
-            train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers
-        )
+            train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers,
+            generator=torch.Generator().manual_seed(cfg.trainer.seed),  # leaves the global RNG to the model
+        )  # fmt: skip
         for batch in loader:
             loss, grad_norm = _train_step(model, batch.to(device), loss_fn, optimizer, cfg)
             scheduler.step()

@@ -1,0 +1,69 @@
+import librosa
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asr.frontend import LogMelFrontend
+from asr.frontend import functional as F
+from asr.models import DeepSpeech2, ModelDims
+
+TINY_DIMS = ModelDims(n_mels=32, conv_channels=[4, 4], conv_kernels=[[5, 7], [5, 5]], conv_strides=[[2, 2], [2, 3]],
+                      rnn_hidden=8, rnn_layers=1)  # fmt: skip
+
+
+def test_log_mel_matches_librosa():
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal(12345).astype(np.float32) * 0.1
+    reference = librosa.feature.melspectrogram(
+        y=audio, sr=16000, n_fft=512, win_length=400, hop_length=160, n_mels=80, center=True,
+        pad_mode="constant", power=2.0,
+    )  # fmt: skip
+    ours = F.log_mel_spectrogram(
+        torch.from_numpy(audio)[None], torch.hann_window(400), F.mel_filterbank(16000, 512, 80), 160
+    )[0]
+    np.testing.assert_allclose(ours.numpy(), np.log(reference.T + 1e-6), atol=1e-3, rtol=1e-4)
+
+
+def test_normalisation_uses_valid_frames_only_and_zeroes_padding():
+    features = torch.randn(2, 50, 3) * 4 + 7
+    lengths = torch.tensor([50, 20])
+    normalized = F.normalize_per_utterance(features, lengths)
+    alone = F.normalize_per_utterance(features[1:, :20], lengths[1:])
+    torch.testing.assert_close(normalized[1, :20], alone[0])
+    assert normalized[1, 20:].abs().max() == 0
+    torch.testing.assert_close(normalized[0].mean(0), torch.zeros(3), atol=1e-5, rtol=0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(min_value=400, max_value=9000), min_size=1, max_size=4),
+    st.sampled_from([80, 160, 256]),
+)
+def test_frame_counts_match_the_stft(sample_lengths, hop):
+    frontend = LogMelFrontend(16000, 512, 400, hop, 16)
+    for n in sample_lengths:
+        features, lengths = frontend(torch.randn(1, n), torch.tensor([n]))
+        assert features.shape[1] == lengths.item() == F.num_frames(n, hop)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=800, max_value=12000), min_size=1, max_size=4))
+def test_model_output_lengths_are_exact(sample_lengths):
+    model = DeepSpeech2(TINY_DIMS).eval()
+    for n in sample_lengths:
+        log_probs, lengths = model(torch.randn(1, n), torch.tensor([n]))
+        assert log_probs.shape[1] == lengths.item() == model.output_lengths(torch.tensor([n])).item()
+
+
+def test_padding_does_not_change_an_utterances_output():
+    torch.manual_seed(0)
+    model = DeepSpeech2(TINY_DIMS).eval()
+    short, long = torch.randn(3000), torch.randn(7000)
+    batch = torch.zeros(2, 7000)
+    batch[0, :3000], batch[1] = short, long
+    with torch.no_grad():
+        batched, lengths = model(batch, torch.tensor([3000, 7000]))
+        alone, alone_lengths = model(short[None], torch.tensor([3000]))
+    assert lengths[0] == alone_lengths[0]
+    torch.testing.assert_close(batched[0, : lengths[0]], alone[0], atol=1e-4, rtol=1e-4)

@@ -1,0 +1,50 @@
+import json
+
+import pytest
+
+from asr.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
+
+
+def test_relative_paths_resolve_against_manifest_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    manifest = tmp_path / "sub" / "m.jsonl"
+    rows = [{"audio_filepath": "../a.wav", "duration": 1.5, "text": "hi"},
+            {"audio_filepath": "/abs/b.wav", "duration": 2, "text": "yo", "offset": 0.5}]  # fmt: skip
+    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    first, second = read_manifest(manifest)
+    assert first.audio_filepath.resolve() == (tmp_path / "a.wav").resolve()
+    assert str(second.audio_filepath) == "/abs/b.wav" and second.offset == 0.5
+    assert first.source == f"{manifest}:1"
+
+
+def test_round_trip_keeps_paths_relative(tmp_path):
+    utts = [Utterance(tmp_path / "audio" / "x.flac", 1.25, "some text")]
+    write_manifest(tmp_path / "manifests" / "m.jsonl", utts)
+    line = json.loads((tmp_path / "manifests" / "m.jsonl").read_text())
+    assert line["audio_filepath"] == "../audio/x.flac"
+    (back,) = read_manifest(tmp_path / "manifests" / "m.jsonl")
+    assert back.audio_filepath.resolve() == utts[0].audio_filepath and back.text == "some text"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", "not valid JSON"),
+    ('["a list"]', "expected a JSON object"),
+    ('{"audio_filepath": "a.wav", "text": "x"}', "missing field(s) duration"),
+    ('{"audio_filepath": "a.wav", "duration": "long", "text": "x"}', "must be numbers"),
+    ('{"audio_filepath": "a.wav", "duration": -1, "text": "x"}', "duration must be positive"),
+])  # fmt: skip
+def test_bad_line_reports_file_and_line_number(tmp_path, line, message):
+    manifest = tmp_path / "m.jsonl"
+    good = json.dumps({"audio_filepath": "a.wav", "duration": 1, "text": "ok"})
+    manifest.write_text(f"{good}\n{line}\n")
+    with pytest.raises(ManifestError) as error:
+        read_manifest(manifest)
+    assert f"{manifest}:2:" in str(error.value) and message in str(error.value)
+
+
+def test_missing_and_empty_manifests(tmp_path):
+    with pytest.raises(ManifestError, match="no such manifest"):
+        read_manifest(tmp_path / "nope.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(ManifestError, match="no utterances"):
+        read_manifest(tmp_path / "empty.jsonl")
