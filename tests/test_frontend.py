@@ -8,8 +8,10 @@ from asr.frontend import LogMelFrontend
 from asr.frontend import functional as F
 from asr.models import DeepSpeech2, ModelDims
 
-TINY_DIMS = ModelDims(n_mels=32, conv_channels=[4, 4], conv_kernels=[[5, 7], [5, 5]], conv_strides=[[2, 2], [2, 3]],
-                      rnn_hidden=8, rnn_layers=1)  # fmt: skip
+TINY_DIMS = ModelDims(
+    n_mels=32, conv_channels=[4, 4], conv_kernels=[[5, 7], [5, 5]], conv_strides=[[2, 2], [2, 3]],
+    rnn_hidden=8, rnn_layers=2,
+)  # fmt: skip
 
 
 def test_log_mel_matches_librosa():

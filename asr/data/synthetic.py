@@ -1,6 +1,7 @@
 """The built-in corpus: English sentences spoken by espeak-ng "speakers", in LibriSpeech's layout.
 
-A speaker is an espeak-ng English voice with a voice variant, speaking rate and pitch. Train,
+A speaker is an espeak-ng English voice with a voice variant, speaking rate and pitch; each of
+its utterances varies rate and pitch a little around the speaker's own, as a person does. Train,
 dev and test splits have disjoint speakers, so the test WER measures unseen voices. The corpus is
 deterministic in its seed; a finished corpus (``corpus.json`` present with the same parameters)
 is not written again.
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +42,10 @@ class CorpusSpec:
     """Everything that determines the corpus; saved as ``corpus.json``."""
 
     seed: int = 0
-    train_speakers: int = 120
+    train_speakers: int = 240
     dev_speakers: int = 8
-    test_speakers: int = 10
-    utterances_per_speaker: int = 20
+    test_speakers: int = 16
+    utterances_per_speaker: int = 25
     sample_rate: int = 16000
 
     def speakers(self, split: str) -> int:
@@ -67,32 +70,61 @@ def assign_voices(spec: CorpusSpec) -> dict[str, list[Voice]]:
     return voices
 
 
+@dataclass
+class _Speaker:
+    id: int
+    split: str
+    voice: Voice
+    split_dir: Path
+    sample_rate: int
+    utterances: list[tuple[str, Voice]]
+    """(text, voice with this utterance's rate and pitch)"""
+
+
+def _synthesize_speaker(speaker: _Speaker) -> int:
+    """Write one speaker's chapter (audio and ``.trans.txt``); returns the number of utterances."""
+    synthesizer = Synthesizer()
+    chapter = speaker.id * 10
+    folder = speaker.split_dir / str(speaker.id) / str(chapter)
+    lines = []
+    for index, (text, voice) in enumerate(speaker.utterances):
+        samples = synthesizer.synthesize(text, voice).astype(np.float32) / 32768.0
+        samples = soxr.resample(samples, synthesizer.sample_rate, speaker.sample_rate)
+        utt_id = f"{speaker.id}-{chapter}-{index:04d}"
+        save_audio(folder / f"{utt_id}.flac", samples, speaker.sample_rate)
+        lines.append(f"{utt_id} {text.upper()}\n")
+    write_text(folder / f"{speaker.id}-{chapter}.trans.txt", "".join(lines))
+    return len(lines)
+
+
 def generate_corpus(root: Path, spec: CorpusSpec) -> None:
     """Write the corpus under ``root`` and its manifests under ``root/manifests/<split>.jsonl``."""
     marker = root / "corpus.json"
     if marker.is_file() and json.loads(marker.read_text()) == asdict(spec):
         return
-    synthesizer = Synthesizer()
     sentences = SentenceGenerator(spec.seed)
-    total = spec.utterances_per_speaker * sum(spec.speakers(split) for split in SPLITS)
-    speaker_lines = []
-    with tqdm(total=total, desc=f"synthesising {root}", unit="utt") as bar:
-        for split, voices in assign_voices(spec).items():
-            for number, voice in enumerate(voices):
-                speaker = {"train": 1000, "dev": 2000, "test": 3000}[split] + number
-                chapter = speaker * 10
-                folder = root / split / str(speaker) / str(chapter)
-                lines = []
-                for index in range(spec.utterances_per_speaker):
-                    text = sentences.sentence()
-                    samples = synthesizer.synthesize(text, voice).astype(np.float32) / 32768.0
-                    samples = soxr.resample(samples, synthesizer.sample_rate, spec.sample_rate)
-                    utt_id = f"{speaker}-{chapter}-{index:04d}"
-                    save_audio(folder / f"{utt_id}.flac", samples, spec.sample_rate)
-                    lines.append(f"{utt_id} {text.upper()}\n")
-                    bar.update()
-                write_text(folder / f"{speaker}-{chapter}.trans.txt", "".join(lines))
-                speaker_lines.append(f"{speaker}|{split}|{voice.espeak_name}|{voice.rate}|{voice.pitch}\n")
+    prosody = random.Random(spec.seed + 1)
+    speakers = []
+    for split, voices in assign_voices(spec).items():
+        for number, voice in enumerate(voices):
+            speaker = {"train": 1000, "dev": 2000, "test": 3000}[split] + number
+            utterances = [
+                (sentences.sentence(), replace(voice, rate=voice.rate + prosody.randint(-12, 12),
+                                               pitch=voice.pitch + prosody.randint(-8, 8)))
+                for _ in range(spec.utterances_per_speaker)
+            ]  # fmt: skip
+            speakers.append(_Speaker(speaker, split, voice, root / split, spec.sample_rate, utterances))
+    # espeak-ng keeps noise-generator state between utterances, so one speaker's audio would depend
+    # on what was spoken before it. Each speaker is therefore synthesised in a fresh process: the
+    # same seed gives the same corpus, byte for byte, and the two cores share the work.
+    total = sum(len(s.utterances) for s in speakers)
+    pool = multiprocessing.get_context("spawn").Pool(processes=os.cpu_count() or 1, maxtasksperchild=1)
+    with pool, tqdm(total=total, desc=f"synthesising {root}", unit="utt") as bar:
+        for count in pool.imap_unordered(_synthesize_speaker, speakers):
+            bar.update(count)
+    speaker_lines = [
+        f"{s.id}|{s.split}|{s.voice.espeak_name}|{s.voice.rate}|{s.voice.pitch}\n" for s in speakers
+    ]
     write_text(root / "SPEAKERS.TXT", "ID|SPLIT|VOICE|RATE|PITCH\n" + "".join(speaker_lines))
     for split in SPLITS:
         write_split_manifest(root / split, root / "manifests" / f"{split}.jsonl")

@@ -12,7 +12,7 @@ from omegaconf import MISSING
 
 from asr.data.synthetic import CorpusSpec
 from asr.models import ModelDims
-from asr.runtime import Device
+from asr.runtime import Device, Precision
 
 
 @dataclass
@@ -42,10 +42,10 @@ class CTCConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-2
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    warmup_steps: int = 200
+    warmup_steps: int = 300
     min_lr_ratio: float = 0.02
     decay_steps: int | None = None
     """Cosine decay reaches ``lr * min_lr_ratio`` at this step; None: the last planned step
@@ -54,11 +54,13 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 10
+    max_epochs: int = 8
     max_steps: int | None = None
     max_time_minutes: float | None = None
     """Wall-clock budget of this invocation; training stops cleanly (evaluated, saved) when spent."""
     device: Device = Device.auto
+    precision: Precision = Precision.fp32
+    """bf16: the model's forward in bfloat16 autocast (CTC stays float32)."""
     grad_clip: float = 5.0
     eval_every_steps: int | None = None
     """Dev evaluation and ``last`` checkpoint every N steps; None: at the end of every epoch."""

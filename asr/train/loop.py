@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from pathlib import Path
@@ -19,10 +20,12 @@ from asr.data.synthetic import CorpusSpec, generate_corpus
 from asr.errors import UserError
 from asr.evaluate import error_rates, transcribe_dataset
 from asr.models import DeepSpeech2, ModelDims
-from asr.runtime import resolve_device
+from asr.runtime import autocast, resolve_device
 from asr.text import CharTokenizer
 from asr.train.checkpoint import load_checkpoint, model_payload, save_checkpoint
 from asr.train.metrics import MetricsLogger
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -71,6 +74,11 @@ def run(cfg: DictConfig, run_dir: Path) -> TrainState:
     decay_steps = cfg.optim.decay_steps or total_steps
 
     model = DeepSpeech2(dims).to(device)
+    log.info(
+        "training on %d utterances (%.1f h), dev %d; %.2fM parameters on %s; %d steps/epoch",
+        len(train_set), sum(train_set.durations) / 3600, len(dev_set),
+        sum(p.numel() for p in model.parameters()) / 1e6, device, steps_per_epoch,
+    )  # fmt: skip
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
     )
@@ -112,7 +120,8 @@ def run(cfg: DictConfig, run_dir: Path) -> TrainState:
         is_best = rates["wer"] < state.best_wer
         state.best_wer = min(state.best_wer, rates["wer"])
         save(is_best)
-        tqdm.write(f"step {state.step}: dev WER {rates['wer']:.2%} CER {rates['cer']:.2%}")
+        log.info("step %d: dev WER %.2f%% CER %.2f%%%s", state.step, 100 * rates["wer"], 100 * rates["cer"],
+                 " (best)" if is_best else "")  # fmt: skip
 
     started = time.monotonic()
     budget = math.inf if cfg.trainer.max_time_minutes is None else 60 * cfg.trainer.max_time_minutes
@@ -145,13 +154,17 @@ def run(cfg: DictConfig, run_dir: Path) -> TrainState:
                 break
     bar.close()
     logger.close()
+    log.info(
+        "stopped at step %d (epoch %d); best dev WER %.2f%%", state.step, state.epoch, 100 * state.best_wer
+    )
     return state
 
 
 def _train_step(model, batch: Batch, loss_fn, optimizer, cfg: DictConfig) -> tuple[float, float]:
-    log_probs, lengths = model(batch.waveforms, batch.sample_lengths)
+    with autocast(batch.waveforms.device, cfg.trainer.precision):
+        log_probs, lengths = model(batch.waveforms, batch.sample_lengths)
     loss = loss_fn(
-        log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths,
+        log_probs.float().transpose(0, 1), batch.targets, lengths, batch.target_lengths,
         blank=0, reduction="mean", zero_infinity=cfg.ctc.zero_infinity,
     )  # fmt: skip
     optimizer.zero_grad(set_to_none=True)

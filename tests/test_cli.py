@@ -1,0 +1,96 @@
+"""The console scripts, run as a user runs them: asr-train -> asr-eval -> asr-transcribe."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from asr.audio import load_audio
+
+BIN = Path(sys.executable).parent
+TINY_MODEL = ["model.n_mels=32", "model.conv_channels=[8,8]", "model.rnn_hidden=32", "model.rnn_layers=1"]
+
+
+def cli(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / name), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("run")
+    result = cli(
+        "asr-train", "data=manifest", f"data.train_manifest={tiny_corpus}/manifests/train.jsonl",
+        f"data.dev_manifest={tiny_corpus}/manifests/dev.jsonl", "data.batch_size=4", "trainer.max_steps=4",
+        "trainer.progress=false", *TINY_MODEL, f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def test_train_writes_run_directory(trained):
+    assert (trained / "checkpoints" / "best.pt").is_file()
+    assert (trained / "config.yaml").is_file() and (trained / ".hydra" / "overrides.yaml").is_file()
+    steps = [json.loads(line)["step"] for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert steps[:4] == [1, 2, 3, 3] and steps[-1] == 4  # step 3 ends epoch 0: an evaluation
+
+
+def test_eval_writes_summary_and_per_utterance_results(trained, tiny_corpus, tmp_path):
+    output = tmp_path / "test.json"
+    result = cli("asr-eval", f"checkpoint={trained}/checkpoints/best.pt",
+                 f"manifest={tiny_corpus}/manifests/test.jsonl", f"output={output}")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(output.read_text())
+    assert summary["num_utterances"] == 4 and summary["cer"] >= 0 and summary["wer"] >= 0
+    rows = [json.loads(line) for line in (tmp_path / "test.utterances.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and {"ref", "hyp", "substitutions", "deletions", "insertions"} <= set(rows[0])
+    assert sum(r["substitutions"] + r["deletions"] + r["insertions"] for r in rows) == round(
+        summary["wer"] * summary["num_words"]
+    )
+
+
+def test_transcribe_any_rate_and_channels(trained, tiny_corpus, tmp_path):
+    source = sorted(tiny_corpus.glob("test/*/*/*.flac"))[0]
+    audio = load_audio(source, 16000)
+    stereo_44k = tmp_path / "stereo.wav"
+    soundfile.write(stereo_44k, np.stack([audio, audio], 1), 16000)  # stereo, then resampled below
+    resampled = load_audio(stereo_44k, 44100)
+    soundfile.write(stereo_44k, np.stack([resampled, resampled], 1), 44100, subtype="PCM_16")
+    checkpoint = f"{trained}/checkpoints/best.pt"
+    plain = cli("asr-transcribe", checkpoint, str(source), str(stereo_44k))
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(source), str(stereo_44k)]
+    as_json = cli("asr-transcribe", checkpoint, str(source), "--json")
+    assert json.loads(as_json.stdout) == {"audio_filepath": str(source), "text": lines[0].split("\t")[1]}
+
+
+def test_user_errors_are_one_line_without_traceback(trained, tmp_path):
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not really")
+    cases = [
+        (cli("asr-transcribe", f"{trained}/checkpoints/best.pt", str(tmp_path / "bad.wav")), "bad.wav"),
+        (cli("asr-transcribe", str(tmp_path / "none.pt"), "x.wav"), "no such checkpoint"),
+        (cli("asr-eval", "checkpoint=x.pt"), "missing required argument(s): manifest=..., output=..."),
+        (cli("asr-eval", "checkpoint=x.pt", "manifest=m", "output=o", "batch=3"), "batch"),
+        (cli("asr-train", "data=manifest", f"data.train_manifest={tmp_path}/nope.jsonl",
+             "data.dev_manifest=x", f"hydra.run.dir={tmp_path}/run"), "nope.jsonl: no such manifest"),
+    ]  # fmt: skip
+    for result, message in cases:
+        assert result.returncode != 0
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_train_config_errors_come_from_hydra(tmp_path):
+    bad_value = cli("asr-train", "trainer.max_epochs=many", f"hydra.run.dir={tmp_path}")
+    assert (
+        bad_value.returncode != 0 and "max_epochs" in bad_value.stderr and "Traceback" not in bad_value.stderr
+    )
+    unknown = cli("asr-train", "trainer.epochs=3", f"hydra.run.dir={tmp_path}")
+    assert unknown.returncode != 0 and "epochs" in unknown.stderr
+    bad_device = cli("asr-train", "trainer.device=tpu", f"hydra.run.dir={tmp_path}")
+    assert bad_device.returncode != 0 and "tpu" in bad_device.stderr
+    job = cli("asr-train", "--cfg", "job", "model=ds2")
+    assert job.returncode == 0 and "rnn_hidden: 1024" in job.stdout
