@@ -51,3 +51,11 @@ def native_ctc_loss(
         log_probs, targets, input_lengths, target_lengths, blank=blank, reduction=reduction,
         zero_infinity=zero_infinity,
     )  # fmt: skip
+
+
+@register_backend("custom")
+def custom_ctc_loss(*args, **kwargs) -> torch.Tensor:
+    """Our CPU kernel (``asr.ctc.custom``), built on first use."""
+    from asr.ctc.custom import ctc_loss
+
+    return ctc_loss(*args, **kwargs)
