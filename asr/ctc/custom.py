@@ -2,7 +2,8 @@
 
 Same arguments, same results, same gradient convention (torch returns, for ``log_probs``, the
 gradient as seen through ``log_softmax``: ``exp(log_probs) - posterior``). Half-precision inputs
-are computed in float32. The CPU kernel is ``csrc/ctc_cpu.c``; how it works is in docs/ctc.md.
+are computed in float32. The CPU kernel is ``csrc/ctc_cpu.c``, the GPU one ``gpu.py`` (Triton);
+how they work is in docs/ctc.md.
 """
 
 from __future__ import annotations

@@ -1,0 +1,140 @@
+"""The ``custom`` CTC backend on the GPU: Triton kernels, one program per utterance.
+
+Each program holds its utterance's extended target (up to ``BLOCK_S`` states, a power of two)
+in registers and walks the frames in log space: the forward kernel writes ``log_alpha``
+``(batch, time, states)``; the backward kernel keeps one beta column, turns each frame's
+``alpha + beta`` into state posteriors in place, and the gradient
+``exp(log_probs) - posterior @ one_hot(targets)`` is one batched matrix product. No atomics: the
+result is the same on every run. Blank and label states differ only in the skip mask, which is
+loaded once per utterance. Neighbouring states (``s - 1``, ``s - 2``) are read back from the row
+just written, after a barrier, as Triton has no register shift.
+
+Tested on CPU tensors with ``TRITON_INTERPRET=1``.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+NEG = -1.0e30  # stands in for log(0)
+INFEASIBLE = 1.0e29  # kernels mark an infeasible utterance with a loss above this; Python makes it inf
+
+
+@triton.jit
+def _logsumexp3(a, b, c):
+    m = tl.maximum(tl.maximum(a, b), c)
+    return m + tl.log(tl.exp(a - m) + tl.exp(b - m) + tl.exp(c - m))
+
+
+@triton.jit
+def _alpha_kernel(lp_ptr, z_ptr, skip_ptr, input_len_ptr, target_len_ptr, alpha_ptr, loss_ptr,
+                  stride_t, stride_b, max_states, max_frames, BLOCK_S: tl.constexpr):  # fmt: skip
+    b = tl.program_id(0)
+    frames = tl.load(input_len_ptr + b).to(tl.int32)
+    states = 2 * tl.load(target_len_ptr + b).to(tl.int32) + 1
+    s = tl.arange(0, BLOCK_S)
+    valid = s < states
+    z = tl.load(z_ptr + b * max_states + s, mask=valid, other=0)
+    skip = tl.load(skip_ptr + b * max_states + s, mask=valid, other=0) != 0
+    lp_row = lp_ptr + b * stride_b
+    row = alpha_ptr + b * max_frames * max_states
+    start = valid & (s < 2) & (frames > 0)
+    alpha = tl.where(start, tl.maximum(tl.load(lp_row + z, mask=start, other=NEG), NEG), NEG)
+    tl.store(row + s, alpha, mask=valid)
+    for t in range(1, frames):
+        tl.debug_barrier()
+        previous = row + (t - 1) * max_states
+        stay = tl.load(previous + s, mask=valid, other=NEG)
+        step = tl.load(previous + s - 1, mask=valid & (s >= 1), other=NEG)
+        jump = tl.load(previous + s - 2, mask=valid & (s >= 2) & skip, other=NEG)
+        emission = tl.maximum(tl.load(lp_row + t * stride_t + z, mask=valid, other=NEG), NEG)
+        alpha = tl.maximum(emission + _logsumexp3(stay, step, jump), NEG)
+        tl.store(row + t * max_states + s, alpha, mask=valid)
+    tl.debug_barrier()
+    last = row + (frames - 1) * max_states
+    end = tl.load(last + s, mask=valid & (s >= states - 2) & (frames > 0), other=NEG)
+    peak = tl.max(end, axis=0)
+    log_p = peak + tl.log(tl.sum(tl.exp(end - peak), axis=0))
+    tl.store(loss_ptr + b, -log_p)  # about -NEG (> INFEASIBLE) when no path reaches the end
+
+
+@triton.jit
+def _posterior_kernel(lp_ptr, z_ptr, skip_ptr, input_len_ptr, target_len_ptr, alpha_ptr, loss_ptr, scratch_ptr,
+                      stride_t, stride_b, max_states, max_frames, BLOCK_S: tl.constexpr):  # fmt: skip
+    """Overwrite log_alpha with the state posteriors exp(alpha + beta - log P)."""
+    b = tl.program_id(0)
+    frames = tl.load(input_len_ptr + b).to(tl.int32)
+    states = 2 * tl.load(target_len_ptr + b).to(tl.int32) + 1
+    loss = tl.load(loss_ptr + b)
+    s = tl.arange(0, BLOCK_S)
+    valid = s < states
+    z = tl.load(z_ptr + b * max_states + s, mask=valid, other=0)
+    skip_next = tl.load(skip_ptr + b * max_states + s + 2, mask=s + 2 < states, other=0) != 0
+    lp_row = lp_ptr + b * stride_b
+    row = alpha_ptr + b * max_frames * max_states
+    scratch = scratch_ptr + b * max_states
+    beta = tl.where(valid & (s >= states - 2), 0.0, NEG)  # log 1 at the two final states
+    for step in range(0, frames):
+        t = frames - 1 - step
+        if step > 0:
+            emission = tl.maximum(tl.load(lp_row + (t + 1) * stride_t + z, mask=valid, other=NEG), NEG)
+            tl.store(scratch + s, emission + beta, mask=valid)
+            tl.debug_barrier()
+            stay = tl.load(scratch + s, mask=valid, other=NEG)
+            step1 = tl.load(scratch + s + 1, mask=s + 1 < states, other=NEG)
+            step2 = tl.load(scratch + s + 2, mask=skip_next, other=NEG)
+            beta = tl.maximum(_logsumexp3(stay, step1, step2), NEG)
+            tl.debug_barrier()
+        alpha = tl.load(row + t * max_states + s, mask=valid, other=NEG)
+        # A posterior is at most 1; the cap also keeps infeasible utterances (masked later) finite.
+        posterior = tl.where(valid, tl.exp(tl.minimum(alpha + beta + loss, 0.0)), 0.0)
+        tl.store(row + t * max_states + s, posterior, mask=valid)
+
+
+def extended_targets(targets: torch.Tensor, target_lengths: torch.Tensor, blank: int):
+    """``z`` (blanks interleaved) and the skip mask, both ``(batch, 2 * max_target + 1)``."""
+    batch, width = targets.shape
+    z = torch.full((batch, 2 * width + 1), blank, dtype=torch.int32, device=targets.device)
+    z[:, 1::2] = targets.to(torch.int32)
+    skip = torch.zeros_like(z)
+    skip[:, 3::2] = (z[:, 3::2] != z[:, 1:-2:2]).to(torch.int32)
+    states = 2 * target_lengths[:, None] + 1
+    z = torch.where(torch.arange(z.shape[1], device=z.device) < states, z, blank)
+    return z.contiguous(), skip.contiguous()
+
+
+def ctc_loss_gpu(
+    log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor, target_lengths: torch.Tensor,
+    blank: int, want_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """Per-utterance losses ``(batch,)`` and, if ``want_grad``, the gradient ``(time, batch, vocab)``.
+
+    Inputs as for ``asr.ctc.cpu.ctc_loss_cpu``, on the device the kernels run on.
+    """
+    T, B, V = log_probs.shape
+    device = log_probs.device
+    input_lengths, target_lengths = input_lengths.to(device), target_lengths.to(device)
+    z, skip = extended_targets(targets.to(device), target_lengths, blank)
+    max_states = z.shape[1]
+    block = triton.next_power_of_2(max_states)
+    # Zeros: rows past an utterance's length and states past its target stay 0 in the posterior.
+    alpha = torch.zeros(B, max(T, 1), max_states, dtype=torch.float32, device=device)
+    losses = torch.empty(B, dtype=torch.float32, device=device)
+    strides = (log_probs.stride(0), log_probs.stride(1), max_states, max(T, 1))
+    warps = 4 if block <= 512 else 8
+    _alpha_kernel[(B,)](log_probs, z, skip, input_lengths, target_lengths, alpha, losses, *strides,
+                        BLOCK_S=block, num_warps=warps)  # fmt: skip
+    losses = torch.where(losses > INFEASIBLE, torch.full_like(losses, float("inf")), losses)
+    if not want_grad:
+        return losses, None
+    scratch = torch.empty(B, max_states, dtype=torch.float32, device=device)
+    _posterior_kernel[(B,)](log_probs, z, skip, input_lengths, target_lengths, alpha, losses, scratch, *strides,
+                            BLOCK_S=block, num_warps=warps)  # fmt: skip
+    one_hot = torch.nn.functional.one_hot(z.long(), V).to(torch.float32)  # (batch, states, vocab)
+    occupancy = torch.bmm(alpha, one_hot)  # (batch, time, vocab)
+    frames = torch.arange(T, device=device)[:, None] < input_lengths[None, :]
+    keep = (frames & torch.isfinite(losses)[None, :])[..., None]
+    grad = torch.where(keep, log_probs.exp() - occupancy.transpose(0, 1), torch.zeros((), device=device))
+    return losses, grad
