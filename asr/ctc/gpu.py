@@ -61,8 +61,8 @@ def _alpha_kernel(lp_ptr, z_ptr, skip_ptr, input_len_ptr, target_len_ptr, alpha_
 
 
 @triton.jit
-def _posterior_kernel(lp_ptr, z_ptr, skip_ptr, input_len_ptr, target_len_ptr, alpha_ptr, loss_ptr, scratch_ptr,
-                      stride_t, stride_b, max_states, max_frames, BLOCK_S: tl.constexpr):  # fmt: skip
+def _posterior_kernel(lp_ptr, z_ptr, skip_ptr, input_len_ptr, target_len_ptr, alpha_ptr, loss_ptr,
+                      scratch_ptr, stride_t, stride_b, max_states, max_frames, BLOCK_S: tl.constexpr):  # fmt: skip
     """Overwrite log_alpha with the state posteriors exp(alpha + beta - log P)."""
     b = tl.program_id(0)
     frames = tl.load(input_len_ptr + b).to(tl.int32)
@@ -130,8 +130,8 @@ def ctc_loss_gpu(
     if not want_grad:
         return losses, None
     scratch = torch.empty(B, max_states, dtype=torch.float32, device=device)
-    _posterior_kernel[(B,)](log_probs, z, skip, input_lengths, target_lengths, alpha, losses, scratch, *strides,
-                            BLOCK_S=block, num_warps=warps)  # fmt: skip
+    _posterior_kernel[(B,)](log_probs, z, skip, input_lengths, target_lengths, alpha, losses, scratch,
+                            *strides, BLOCK_S=block, num_warps=warps)  # fmt: skip
     one_hot = torch.nn.functional.one_hot(z.long(), V).to(torch.float32)  # (batch, states, vocab)
     occupancy = torch.bmm(alpha, one_hot)  # (batch, time, vocab)
     frames = torch.arange(T, device=device)[:, None] < input_lengths[None, :]
