@@ -62,7 +62,8 @@ def _alpha_kernel(lp_ptr, z_ptr, skip_ptr, input_len_ptr, target_len_ptr, alpha_
 
 @triton.jit
 def _posterior_kernel(lp_ptr, z_ptr, skip_ptr, input_len_ptr, target_len_ptr, alpha_ptr, loss_ptr,
-                      scratch_ptr, stride_t, stride_b, max_states, max_frames, BLOCK_S: tl.constexpr):  # fmt: skip
+                      scratch_ptr, stride_t, stride_b, max_states, max_frames,
+                      BLOCK_S: tl.constexpr):  # fmt: skip
     """Overwrite log_alpha with the state posteriors exp(alpha + beta - log P)."""
     b = tl.program_id(0)
     frames = tl.load(input_len_ptr + b).to(tl.int32)
