@@ -11,51 +11,26 @@ import torch  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from asr.ctc.reference import ctc_loss_reference  # noqa: E402
+from tests.ctc_cases import ctc_problems, pad, reference_losses_and_grad  # noqa: E402
 
 gpu = pytest.importorskip("asr.ctc.gpu")
 
 
-@st.composite
-def problems(draw):
-    batch = draw(st.integers(1, 3))
-    vocab = draw(st.integers(2, 6))
-    blank = draw(st.integers(0, vocab - 1))
-    labels = [k for k in range(vocab) if k != blank]
-    targets = [draw(st.lists(st.sampled_from(labels), max_size=5)) for _ in range(batch)]
-    frames = draw(st.integers(1, 10))
-    lengths = [draw(st.integers(1, frames)) for _ in range(batch)]
-    return frames, vocab, blank, targets, lengths
-
-
 @settings(max_examples=15, deadline=None)
-@given(problems(), st.integers(0, 2**16))
+@given(ctc_problems(max_batch=3, max_vocab=6, max_target=5, max_frames=10), st.integers(0, 2**16))
 def test_triton_kernels_match_the_reference(problem, seed):
     frames, vocab, blank, targets, lengths = problem
-    logits = torch.randn(frames, len(targets), vocab, generator=torch.Generator().manual_seed(seed)).double()
-    logits.requires_grad_()
-    log_probs = logits.log_softmax(-1)
-    reference = ctc_loss_reference(log_probs, targets, lengths, blank)
+    logits = torch.randn(frames, len(targets), vocab, generator=torch.Generator().manual_seed(seed))
+    reference, reference_grad = reference_losses_and_grad(logits, targets, lengths, blank)
     feasible = torch.isfinite(reference)
-
-    padded = torch.zeros(len(targets), max(1, max(map(len, targets))), dtype=torch.long)
-    for b, target in enumerate(targets):
-        padded[b, : len(target)] = torch.tensor(target)
     target_lengths = torch.tensor([len(t) for t in targets])
+    log_probs = logits.log_softmax(-1).contiguous()
     losses, grad = gpu.ctc_loss_gpu(
-        log_probs.detach().float().contiguous(), padded, torch.tensor(lengths), target_lengths, blank, True
+        log_probs, pad(targets), torch.tensor(lengths), target_lengths, blank, True
     )
     assert torch.equal(torch.isfinite(losses), feasible)
     torch.testing.assert_close(losses[feasible].double(), reference[feasible], rtol=1e-5, atol=1e-5)
-
-    keep = [b for b in range(len(targets)) if feasible[b]]
-    expected = torch.zeros_like(log_probs)
-    if keep:  # torch's convention: the gradient through log_softmax, i.e. w.r.t. the logits
-        subset = ctc_loss_reference(
-            log_probs[:, keep], [targets[b] for b in keep], [lengths[b] for b in keep], blank
-        )
-        (expected,) = torch.autograd.grad(subset.sum(), logits)
-    assert (grad.double() - expected).abs().max() <= 1e-5
+    assert (grad.double() - reference_grad).abs().max() <= 1e-5
     for b, length in enumerate(lengths):
         assert torch.count_nonzero(grad[length:, b]) == 0
 

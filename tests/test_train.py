@@ -54,6 +54,14 @@ def test_run_writes_checkpoints_metrics_and_config(tiny_corpus, tmp_path):
     assert not list((tmp_path / "checkpoints").glob(".*")), "temporary files left behind"
 
 
+def test_custom_ctc_backend_trains_like_native(tiny_corpus, tmp_path):
+    runs = {}
+    for backend in ("native", "custom"):
+        run(train_config(tiny_corpus, f"ctc={backend}", "trainer.max_steps=3"), tmp_path / backend)
+        runs[backend] = losses(tmp_path / backend)
+    assert runs["custom"] == pytest.approx(runs["native"], rel=1e-4)
+
+
 def test_warmup_then_cosine():
     factors = [warmup_cosine(step, 4, 20, 0.1) for step in range(25)]
     assert factors[:4] == [0.25, 0.5, 0.75, 1.0]

@@ -22,7 +22,8 @@
 #include <string.h>
 
 #define UNDERFLOW 1e-30f
-#define FLOOR -1e30f  /* stands in for -inf: the kernel is compiled with finite math */
+#define FLOOR -1e30f  /* stands in for -inf: the kernel is compiled with finite math, */
+                      /* so no value may be inf or NaN, and no NaN or inf serves as a flag either */
 
 typedef struct {
     int S, T;
@@ -51,18 +52,19 @@ static float emissions(const Utterance *u, int t, int lo, int hi, float *e) {
     return m;
 }
 
-/* Normalise row[lo..hi] to sum 1 and return log of the factor taken out, or NAN if it is empty. */
-static double normalise(float *row, int lo, int hi) {
+/* Normalise row[lo..hi] to sum 1; *scale = log of the factor taken out. Returns 0 if the row is empty. */
+static int normalise(float *row, int lo, int hi, double *scale) {
     float sum = 0.0f;
     for (int s = lo; s <= hi; s++) sum += row[s];
-    if (!(sum > 0.0f)) return NAN;
+    if (!(sum > 0.0f)) return 0;
     float inv = 1.0f / sum;
     for (int s = lo; s <= hi; s++) row[s] *= inv;
-    return log((double)sum);
+    *scale = log((double)sum);
+    return 1;
 }
 
-/* row[s] <- incoming[s] * exp(lp_t(z_s)), done in log space; returns the log scale or NAN. */
-static double log_space_frame(const Utterance *u, int t, int lo, int hi, float *row) {
+/* row[s] <- incoming[s] * exp(lp_t(z_s)), done in log space; *scale as for normalise. */
+static int log_space_frame(const Utterance *u, int t, int lo, int hi, float *row, double *scale) {
     const float *lp = u->lp + t * u->frame_stride;
     float m = FLOOR;
     for (int s = lo; s <= hi; s++) {
@@ -70,21 +72,24 @@ static double log_space_frame(const Utterance *u, int t, int lo, int hi, float *
         row[s] = x;
         m = fmaxf(m, x);
     }
-    if (!(m > 0.5f * FLOOR)) return NAN;
+    if (!(m > 0.5f * FLOOR)) return 0;
     for (int s = lo; s <= hi; s++) row[s] = expf(fmaxf(row[s] - m, -87.0f));
-    return m + normalise(row, lo, hi);
+    if (!normalise(row, lo, hi, scale)) return 0;
+    *scale += m;
+    return 1;
 }
 
-/* Forward pass. alpha holds T rows of S floats if store, else 2 rows reused. Returns log P or NAN. */
-static double forward(const Utterance *u, float *alpha, int store, float *e) {
+/* Forward pass. alpha holds T rows of S floats if store, else 2 rows reused. Sets *log_p and
+ * returns 1, or returns 0 if no path reaches the end (too few frames for the target). */
+static int forward(const Utterance *u, float *alpha, int store, float *e, double *log_p) {
     const int S = u->S;
-    double log_p = 0.0;
+    *log_p = 0.0;
     float *prev = NULL;
     for (int t = 0; t < u->T; t++) {
         float *row = alpha + (size_t)(store ? t : t % 2) * S;
         int lo = lowest_state(u, t), hi = highest_state(u, t);
         memset(row, 0, sizeof(float) * S);
-        if (lo > hi) return NAN;
+        if (lo > hi) return 0;
         if (t == 0) {
             for (int s = lo; s <= hi; s++) row[s] = 1.0f;
         } else {
@@ -98,16 +103,18 @@ static double forward(const Utterance *u, float *alpha, int store, float *e) {
         double scale;
         if (sum > UNDERFLOW) {
             for (int s = lo; s <= hi; s++) row[s] *= e[s];
-            scale = m + normalise(row, lo, hi);
-        } else {
-            scale = log_space_frame(u, t, lo, hi, row);
+            if (!normalise(row, lo, hi, &scale)) return 0;
+            scale += m;
+        } else if (!log_space_frame(u, t, lo, hi, row, &scale)) {
+            return 0;
         }
-        if (isnan(scale)) return NAN;
-        log_p += scale;
+        *log_p += scale;
         prev = row;
     }
     float end = prev[S - 1] + (S > 1 ? prev[S - 2] : 0.0f);
-    return end > 0.0f ? log_p + log((double)end) : NAN;
+    if (!(end > 0.0f)) return 0;
+    *log_p += log((double)end);
+    return 1;
 }
 
 /* Backward pass with one beta column, writing the gradient rows of this utterance. */
@@ -143,7 +150,8 @@ static void backward(const Utterance *u, const float *alpha, float *beta, float 
                 for (int s = nlo; s <= nhi; s++) w[s] = expf(fmaxf(w[s] - m, -87.0f));
                 for (int s = lo; s <= hi; s++) beta[s] = w[s] + w[s + 1] + u->skip[s + 2] * w[s + 2];
             }
-            normalise(beta, lo, hi);
+            double unused;
+            normalise(beta, lo, hi, &unused);
         }
         /* Posterior of each state, then the gradient row. */
         const float *a = alpha + (size_t)t * S;
@@ -187,9 +195,10 @@ int ctc_loss_cpu(const float *log_probs, const int64_t *targets, const int64_t *
                 skip[s] = (s % 2 && s >= 3 && z[s] != z[s - 2]) ? 1.0f : 0.0f;
             }
             Utterance u = {S, Tb, log_probs + (int64_t)b * V, frame_stride, z, skip};
-            double log_p = Tb > 0 ? forward(&u, alpha, grad != NULL, e) : NAN;
-            losses[b] = isnan(log_p) ? INFINITY : (float)-log_p;
-            if (grad && !isnan(log_p)) backward(&u, alpha, beta, next, w, e, grad + (int64_t)b * V, frame_stride, V);
+            double log_p = 0.0;
+            int feasible = Tb > 0 && forward(&u, alpha, grad != NULL, e, &log_p);
+            losses[b] = feasible ? (float)-log_p : INFINITY;
+            if (grad && feasible) backward(&u, alpha, beta, next, w, e, grad + (int64_t)b * V, frame_stride, V);
         }
         free(alpha);
         free(work);
