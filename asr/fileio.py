@@ -19,9 +19,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(temp)
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
         os.replace(temp, path)
     finally:
         Path(temp).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

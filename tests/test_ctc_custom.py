@@ -112,3 +112,11 @@ def test_bad_arguments_get_clear_errors(change, message):
     arguments.update(change)
     with pytest.raises(ValueError, match=message):
         ctc_loss(**arguments)
+
+
+def test_a_second_backward_is_refused_not_wrong():
+    log_probs = torch.randn(12, 1, 5).log_softmax(-1).requires_grad_()
+    loss = ctc_loss(log_probs, torch.tensor([[1, 2]]), torch.tensor([12]), torch.tensor([2]))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="only once"):
+        loss.backward()

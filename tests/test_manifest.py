@@ -48,3 +48,17 @@ def test_missing_and_empty_manifests(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(ManifestError, match="no utterances"):
         read_manifest(tmp_path / "empty.jsonl")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    write_manifest(tmp_path / "m.jsonl", [Utterance(tmp_path / "a.wav", 1.0, "x")])
+    assert (tmp_path / "m.jsonl").stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+    assert [p.name for p in tmp_path.iterdir()] == ["m.jsonl"]
+
+
+def _current_umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

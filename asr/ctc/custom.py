@@ -54,18 +54,24 @@ def _padded_targets(targets: torch.Tensor, target_lengths: torch.Tensor, batch: 
 class _CTCLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank):
-        single = log_probs.detach().to("cpu", torch.float32).contiguous()
-        losses, grad = ctc_loss_cpu(
-            single, targets, input_lengths, target_lengths, blank, log_probs.requires_grad
-        )
+        single = log_probs.detach().to(torch.float32).contiguous()
+        if log_probs.is_cuda:
+            from asr.ctc.gpu import ctc_loss_gpu as kernel
+        else:
+            kernel = ctc_loss_cpu
+        losses, grad = kernel(single, targets, input_lengths, target_lengths, blank, log_probs.requires_grad)
         ctx.save_for_backward(grad)
-        ctx.input_dtype, ctx.input_device = log_probs.dtype, log_probs.device
-        return losses.to(log_probs.device)
+        ctx.input_dtype, ctx.backward_done = log_probs.dtype, False
+        return losses
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_losses):
+        if ctx.backward_done:  # with retain_graph=True: the buffer below was already scaled
+            raise RuntimeError("ctc_loss (custom backend): backward can run only once per forward")
+        ctx.backward_done = True
         (grad,) = ctx.saved_tensors
-        grad = grad.to(ctx.input_device) * grad_losses.to(grad.dtype)[None, :, None]
+        grad.mul_(grad_losses.to(grad.dtype)[None, :, None])  # in place: the buffer is ours, used once
         return grad.to(ctx.input_dtype), None, None, None, None
 
 
@@ -92,10 +98,8 @@ def ctc_loss(
         )
     if reduction not in REDUCTIONS:
         raise ValueError(f"ctc_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if log_probs.device.type != "cpu":
-        raise NotImplementedError(
-            "ctc_loss: the custom backend has no GPU kernel yet; use ctc.backend=native"
-        )
+    if log_probs.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"ctc_loss: the custom backend runs on cpu or cuda, not {log_probs.device.type}")
     T, B, V = log_probs.shape
     if not 0 <= blank < V:
         raise ValueError(f"ctc_loss: blank={blank} is outside the vocabulary of {V}")

@@ -2,9 +2,10 @@
  *
  * The recursions run in probability space with one scale per frame (Rabiner scaling) rather than
  * in log space: a state update is then three multiply-adds, which the compiler vectorises across
- * states, instead of three exp and one log. Emissions are exp(lp - m_t), m_t the frame's largest
- * target log-prob, so they lie in (0, 1]. A frame whose states would all underflow (a confident
- * wrong prediction) is recomputed in log space; that path is rare and scalar.
+ * states, instead of three exp and one log. Each frame's emissions E_t[v] = exp(lp_t[v] - m_t),
+ * m_t the frame's largest log-prob, are computed once (V exps, not S) and kept for the backward
+ * pass and the gradient. A frame whose states would all underflow (a confident wrong prediction)
+ * is recomputed in log space; that path is rare and scalar.
  *
  * Layout: log_probs (T, B, V) float32; targets (B, max_target) int64; grad (T, B, V) float32.
  * For utterance b with extended target z (blanks between labels, S = 2L + 1 states):
@@ -15,6 +16,9 @@
  *   grad[t, v] = exp(lp[t, v]) - sum over s with z_s = v of posterior_t(s),
  * torch's convention (the gradient as seen through log_softmax). Only alpha is stored; beta is one
  * column. States that cannot be reached by frame t, or cannot reach the end from it, are skipped.
+ *
+ * Compiled with -ffast-math: no value may be inf or NaN, so -1e30 stands in for log(0) and
+ * feasibility is reported by return values, never by a NaN.
  */
 #include <math.h>
 #include <stdint.h>
@@ -22,15 +26,16 @@
 #include <string.h>
 
 #define UNDERFLOW 1e-30f
-#define FLOOR -1e30f  /* stands in for -inf: the kernel is compiled with finite math, */
-                      /* so no value may be inf or NaN, and no NaN or inf serves as a flag either */
+#define FLOOR -1e30f
 
 typedef struct {
-    int S, T;
-    const float *lp;  /* frame 0 of this utterance; frame t at lp + t * frame_stride */
+    int S, T, V;
+    const float *lp; /* frame 0 of this utterance; frame t at lp + t * frame_stride */
     int64_t frame_stride;
-    const int32_t *z; /* extended target, S entries */
+    const int32_t *z;  /* extended target, S entries */
     const float *skip; /* 1 where s-2 -> s is allowed, else 0; S + 2 entries, the last two 0 */
+    float *E;          /* T rows of V emissions exp(lp - m_t) */
+    float *m;          /* T frame maxima */
 } Utterance;
 
 static inline int lowest_state(const Utterance *u, int t) {
@@ -43,69 +48,79 @@ static inline int highest_state(const Utterance *u, int t) {
     return hi < u->S - 1 ? hi : u->S - 1;
 }
 
-/* e[s] = exp(lp_t(z_s) - m) for s in [lo, hi]; returns m, the largest lp_t(z_s) there. */
-static float emissions(const Utterance *u, int t, int lo, int hi, float *e) {
+/* E_t and m_t for frame t. */
+static void emissions(Utterance *u, int t) {
     const float *lp = u->lp + t * u->frame_stride;
-    float m = FLOOR;
-    for (int s = lo; s <= hi; s++) m = fmaxf(m, fmaxf(lp[u->z[s]], FLOOR));
-    for (int s = lo; s <= hi; s++) e[s] = expf(fmaxf(fmaxf(lp[u->z[s]], FLOOR) - m, -87.0f));
-    return m;
+    float *E = u->E + (size_t)t * u->V, m = FLOOR;
+    for (int v = 0; v < u->V; v++) m = fmaxf(m, lp[v]);
+    for (int v = 0; v < u->V; v++) E[v] = expf(fmaxf(lp[v] - m, -87.0f));
+    u->m[t] = m;
 }
 
-/* Normalise row[lo..hi] to sum 1; *scale = log of the factor taken out. Returns 0 if the row is empty. */
-static int normalise(float *row, int lo, int hi, double *scale) {
-    float sum = 0.0f;
-    for (int s = lo; s <= hi; s++) sum += row[s];
+/* Multiply row[lo..hi] by 1 / sum; returns 0 if the sum is not positive. */
+static int rescale(float *row, int lo, int hi, float sum) {
     if (!(sum > 0.0f)) return 0;
     float inv = 1.0f / sum;
     for (int s = lo; s <= hi; s++) row[s] *= inv;
-    *scale = log((double)sum);
     return 1;
 }
 
-/* row[s] <- incoming[s] * exp(lp_t(z_s)), done in log space; *scale as for normalise. */
-static int log_space_frame(const Utterance *u, int t, int lo, int hi, float *row, double *scale) {
+/* Incoming mass of state s at frame t (t > 0) from the previous row. */
+static inline float incoming(const Utterance *u, const float *prev, int s) {
+    if (s >= 2) return prev[s] + prev[s - 1] + u->skip[s] * prev[s - 2];
+    return prev[s] + (s ? prev[s - 1] : 0.0f);
+}
+
+/* Frame t of alpha in log space, for when probability space underflows: row[s] = incoming(s) *
+ * exp(lp_t(z_s)), normalised; *scale = log of the factor taken out. Returns 0 if no state has mass. */
+static int log_space_frame(const Utterance *u, int t, int lo, int hi, const float *prev, float *row,
+                           double *scale) {
     const float *lp = u->lp + t * u->frame_stride;
     float m = FLOOR;
     for (int s = lo; s <= hi; s++) {
-        float x = row[s] > 0.0f ? logf(row[s]) + fmaxf(lp[u->z[s]], FLOOR) : FLOOR;
+        float in = t ? incoming(u, prev, s) : 1.0f;
+        float x = in > 0.0f ? logf(in) + fmaxf(lp[u->z[s]], FLOOR) : FLOOR;
         row[s] = x;
         m = fmaxf(m, x);
     }
     if (!(m > 0.5f * FLOOR)) return 0;
-    for (int s = lo; s <= hi; s++) row[s] = expf(fmaxf(row[s] - m, -87.0f));
-    if (!normalise(row, lo, hi, scale)) return 0;
-    *scale += m;
-    return 1;
+    float sum = 0.0f;
+    for (int s = lo; s <= hi; s++) {
+        row[s] = expf(fmaxf(row[s] - m, -87.0f));
+        sum += row[s];
+    }
+    *scale = m + log((double)sum);
+    return rescale(row, lo, hi, sum);
 }
 
-/* Forward pass. alpha holds T rows of S floats if store, else 2 rows reused. Sets *log_p and
+/* Forward pass: alpha holds T rows of S floats if store, else 2 rows reused. Sets *log_p and
  * returns 1, or returns 0 if no path reaches the end (too few frames for the target). */
-static int forward(const Utterance *u, float *alpha, int store, float *e, double *log_p) {
+static int forward(Utterance *u, float *alpha, int store, double *log_p) {
     const int S = u->S;
+    const int32_t *z = u->z;
     *log_p = 0.0;
     float *prev = NULL;
     for (int t = 0; t < u->T; t++) {
         float *row = alpha + (size_t)(store ? t : t % 2) * S;
         int lo = lowest_state(u, t), hi = highest_state(u, t);
-        memset(row, 0, sizeof(float) * S);
         if (lo > hi) return 0;
+        emissions(u, t);
+        const float *E = u->E + (size_t)t * u->V;
+        /* The next frame reads up to two states past hi: they must be zero, not stale. */
+        for (int s = hi + 1; s <= hi + 2 && s < S; s++) row[s] = 0.0f;
+        float sum = 0.0f;
         if (t == 0) {
-            for (int s = lo; s <= hi; s++) row[s] = 1.0f;
+            for (int s = lo; s <= hi; s++) sum += row[s] = E[z[s]];
         } else {
             int s = lo;
-            for (; s <= hi && s < 2; s++) row[s] = prev[s] + (s ? prev[s - 1] : 0.0f);
-            for (; s <= hi; s++) row[s] = prev[s] + prev[s - 1] + u->skip[s] * prev[s - 2];
+            for (; s <= hi && s < 2; s++) sum += row[s] = incoming(u, prev, s) * E[z[s]];
+            for (; s <= hi; s++) sum += row[s] = (prev[s] + prev[s - 1] + u->skip[s] * prev[s - 2]) * E[z[s]];
         }
-        float m = emissions(u, t, lo, hi, e);
-        float sum = 0.0f;
-        for (int s = lo; s <= hi; s++) sum += row[s] * e[s];
         double scale;
         if (sum > UNDERFLOW) {
-            for (int s = lo; s <= hi; s++) row[s] *= e[s];
-            if (!normalise(row, lo, hi, &scale)) return 0;
-            scale += m;
-        } else if (!log_space_frame(u, t, lo, hi, row, &scale)) {
+            rescale(row, lo, hi, sum);
+            scale = u->m[t] + log((double)sum);
+        } else if (!log_space_frame(u, t, lo, hi, prev, row, &scale)) {
             return 0;
         }
         *log_p += scale;
@@ -117,54 +132,67 @@ static int forward(const Utterance *u, float *alpha, int store, float *e, double
     return 1;
 }
 
+/* beta_t from beta_{t+1} (next) into beta; w is scratch of S + 2 floats whose last two are 0. */
+static void beta_step(const Utterance *u, int t, const float *next, float *beta, float *w) {
+    int lo = lowest_state(u, t), hi = highest_state(u, t);
+    int nlo = lowest_state(u, t + 1), nhi = highest_state(u, t + 1);
+    const float *E = u->E + (size_t)(t + 1) * u->V;
+    w[lo] = w[lo + 1] = 0.0f; /* read below nlo (= lo + 2 unless lo is 0); w[S], w[S + 1] stay 0 */
+    float sum = 0.0f;
+    for (int s = nlo; s <= nhi; s++) {
+        w[s] = E[u->z[s]] * next[s];
+        sum += w[s];
+    }
+    if (!(sum > UNDERFLOW)) {
+        /* Log-space fallback: w = exp(lp_{t+1}(z_s) + log beta_{t+1}(s) - max). */
+        const float *lp = u->lp + (t + 1) * u->frame_stride;
+        float m = FLOOR;
+        for (int s = nlo; s <= nhi; s++) {
+            w[s] = next[s] > 0.0f ? logf(next[s]) + fmaxf(lp[u->z[s]], FLOOR) : FLOOR;
+            m = fmaxf(m, w[s]);
+        }
+        for (int s = nlo; s <= nhi; s++) w[s] = expf(fmaxf(w[s] - m, -87.0f));
+    }
+    sum = 0.0f;
+    for (int s = lo; s <= hi; s++) {
+        beta[s] = w[s] + w[s + 1] + u->skip[s + 2] * w[s + 2];
+        sum += beta[s];
+    }
+    rescale(beta, lo, hi, sum);
+}
+
 /* Backward pass with one beta column, writing the gradient rows of this utterance. */
-static void backward(const Utterance *u, const float *alpha, float *beta, float *next, float *w, float *e,
-                     float *grad, int64_t grad_stride, int V) {
-    const int S = u->S;
+static void backward(const Utterance *u, const float *alpha, float *beta, float *next, float *w, float *grad,
+                     int64_t grad_stride, int blank) {
+    const int S = u->S, V = u->V;
     memset(beta, 0, sizeof(float) * S);
     beta[S - 1] = 1.0f;
     if (S > 1) beta[S - 2] = 1.0f;
     for (int t = u->T - 1; t >= 0; t--) {
-        int lo = lowest_state(u, t), hi = highest_state(u, t);
         if (t < u->T - 1) {
-            /* beta_t from beta_{t+1} (in next): w = e_{t+1} * beta_{t+1}. */
-            int nlo = lowest_state(u, t + 1), nhi = highest_state(u, t + 1);
-            emissions(u, t + 1, nlo, nhi, e);
-            memset(w, 0, sizeof(float) * (S + 2));
-            float sum = 0.0f;
-            for (int s = nlo; s <= nhi; s++) {
-                w[s] = e[s] * next[s];
-                sum += w[s];
-            }
-            memset(beta, 0, sizeof(float) * S);
-            if (sum > UNDERFLOW) {
-                for (int s = lo; s <= hi; s++) beta[s] = w[s] + w[s + 1] + u->skip[s + 2] * w[s + 2];
-            } else {
-                /* Log-space fallback: beta_t(s) = logsumexp over successors of lp + log beta_{t+1}. */
-                const float *lp = u->lp + (t + 1) * u->frame_stride;
-                float m = FLOOR;
-                for (int s = nlo; s <= nhi; s++) {
-                    w[s] = next[s] > 0.0f ? logf(next[s]) + fmaxf(lp[u->z[s]], FLOOR) : FLOOR;
-                    m = fmaxf(m, w[s]);
-                }
-                for (int s = nlo; s <= nhi; s++) w[s] = expf(fmaxf(w[s] - m, -87.0f));
-                for (int s = lo; s <= hi; s++) beta[s] = w[s] + w[s + 1] + u->skip[s + 2] * w[s + 2];
-            }
-            double unused;
-            normalise(beta, lo, hi, &unused);
+            float *swap = next;
+            next = beta;
+            beta = swap;
+            beta_step(u, t, next, beta, w);
         }
-        /* Posterior of each state, then the gradient row. */
+        int lo = lowest_state(u, t), hi = highest_state(u, t);
         const float *a = alpha + (size_t)t * S;
-        double total = 0.0;
-        for (int s = lo; s <= hi; s++) total += (double)a[s] * beta[s];
-        float *g = grad + t * grad_stride;
-        const float *lp = u->lp + t * u->frame_stride;
-        for (int v = 0; v < V; v++) g[v] = expf(fmaxf(lp[v], -87.0f));
-        if (total > 0.0) {
-            double inv = 1.0 / total;
-            for (int s = lo; s <= hi; s++) g[u->z[s]] -= (float)((double)a[s] * beta[s] * inv);
+        float total = 0.0f, blanks = 0.0f;
+        for (int s = lo; s <= hi; s++) {
+            w[s] = a[s] * beta[s];
+            total += w[s];
         }
-        memcpy(next, beta, sizeof(float) * S);
+        for (int s = lo + (lo & 1); s <= hi; s += 2) blanks += w[s];
+        /* exp(lp) = E_t * exp(m_t), then minus the posterior of each token. */
+        float *g = grad + t * grad_stride;
+        const float *E = u->E + (size_t)t * V;
+        const float shift = expf(u->m[t]);
+        for (int v = 0; v < V; v++) g[v] = E[v] * shift;
+        if (total > 0.0f) {
+            const float inv = 1.0f / total;
+            g[blank] -= blanks * inv;
+            for (int s = lo | 1; s <= hi; s += 2) g[u->z[s]] -= w[s] * inv;
+        }
     }
 }
 
@@ -172,35 +200,36 @@ static void backward(const Utterance *u, const float *alpha, float *beta, float 
  * the gradient (T, B, V) with rows past an utterance's length, and infeasible utterances, zero.
  * Inputs are validated by the caller. Returns 0, or -1 if memory ran out. */
 int ctc_loss_cpu(const float *log_probs, const int64_t *targets, const int64_t *input_lengths,
-                 const int64_t *target_lengths, int T, int B, int V, int max_target, int blank,
-                 int num_threads, float *losses, float *grad) {
+                 const int64_t *target_lengths, int T, int B, int V, int max_target, int blank, int num_threads,
+                 float *losses, float *grad) {
     int failed = 0;
     const int64_t frame_stride = (int64_t)B * V;
     if (grad) memset(grad, 0, sizeof(float) * (size_t)T * B * V);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads) reduction(| : failed)
     for (int b = 0; b < B; b++) {
         const int L = (int)target_lengths[b], S = 2 * L + 1, Tb = (int)input_lengths[b];
-        size_t alpha_rows = grad ? (size_t)(Tb > 0 ? Tb : 1) : 2;
-        float *alpha = malloc(sizeof(float) * alpha_rows * S);
-        float *work = malloc(sizeof(float) * (5 * (size_t)S + 4));  /* skip and w carry 2 extra zeros */
+        const size_t frames = Tb > 0 ? (size_t)Tb : 1;
+        float *alpha = malloc(sizeof(float) * (grad ? frames : 2) * S);
+        float *E = malloc(sizeof(float) * frames * ((size_t)V + 1));
+        float *work = malloc(sizeof(float) * (4 * (size_t)S + 4)); /* skip and w carry 2 extra zeros */
         int32_t *z = malloc(sizeof(int32_t) * S);
-        if (!alpha || !work || !z) {
+        if (!alpha || !E || !work || !z) {
             failed = 1;
         } else {
-            float *skip = work, *e = work + S + 2, *beta = work + 2 * S + 2, *next = work + 3 * S + 2;
-            float *w = work + 4 * S + 2;
-            skip[S] = skip[S + 1] = 0.0f;
+            float *skip = work, *beta = work + S + 2, *next = work + 2 * S + 2, *w = work + 3 * S + 2;
+            skip[S] = skip[S + 1] = w[S] = w[S + 1] = 0.0f;
             for (int s = 0; s < S; s++) {
                 z[s] = s % 2 ? (int32_t)targets[(int64_t)b * max_target + s / 2] : blank;
                 skip[s] = (s % 2 && s >= 3 && z[s] != z[s - 2]) ? 1.0f : 0.0f;
             }
-            Utterance u = {S, Tb, log_probs + (int64_t)b * V, frame_stride, z, skip};
+            Utterance u = {S, Tb, V, log_probs + (int64_t)b * V, frame_stride, z, skip, E, E + frames * V};
             double log_p = 0.0;
-            int feasible = Tb > 0 && forward(&u, alpha, grad != NULL, e, &log_p);
+            int feasible = Tb > 0 && forward(&u, alpha, grad != NULL, &log_p);
             losses[b] = feasible ? (float)-log_p : INFINITY;
-            if (grad && feasible) backward(&u, alpha, beta, next, w, e, grad + (int64_t)b * V, frame_stride, V);
+            if (grad && feasible) backward(&u, alpha, beta, next, w, grad + (int64_t)b * V, frame_stride, blank);
         }
         free(alpha);
+        free(E);
         free(work);
         free(z);
     }
