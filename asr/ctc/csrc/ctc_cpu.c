@@ -2,10 +2,10 @@
  *
  * The recursions run in probability space with one scale per frame (Rabiner scaling) rather than
  * in log space: a state update is then three multiply-adds, which the compiler vectorises across
- * states, instead of three exp and one log. Each frame's emissions E_t[v] = exp(lp_t[v] - m_t),
- * m_t the frame's largest log-prob, are computed once (V exps, not S) and kept for the backward
- * pass and the gradient. A frame whose states would all underflow (a confident wrong prediction)
- * is recomputed in log space; that path is rare and scalar.
+ * states, instead of three exp and one log. Each frame's state emissions exp(lp_t(z_s) - m_t),
+ * m_t the largest, are computed once (from V exps and a gather when V < S) and kept for the
+ * backward pass, so the hot loops read contiguous rows. A frame whose states would all underflow
+ * (a confident wrong prediction) is recomputed in log space; that path is rare and scalar.
  *
  * Layout: log_probs (T, B, V) float32; targets (B, max_target) int64; grad (T, B, V) float32.
  * For utterance b with extended target z (blanks between labels, S = 2L + 1 states):
@@ -34,8 +34,12 @@ typedef struct {
     int64_t frame_stride;
     const int32_t *z;  /* extended target, S entries */
     const float *skip; /* 1 where s-2 -> s is allowed, else 0; S + 2 entries, the last two 0 */
-    float *E;          /* T rows of V emissions exp(lp - m_t) */
-    float *m;          /* T frame maxima */
+    /* Emissions exp(lp_t - m_t), m_t the frame's largest: T rows of row_len floats. With fewer
+     * tokens than states a row holds every token (row_len = V, idx = z); with more, it holds
+     * every state (row_len = S, idx = 0, 1, ...). State s at frame t emits table[t][idx[s]]. */
+    float *table;
+    int row_len;
+    const int32_t *idx;
 } Utterance;
 
 static inline int lowest_state(const Utterance *u, int t) {
@@ -48,13 +52,18 @@ static inline int highest_state(const Utterance *u, int t) {
     return hi < u->S - 1 ? hi : u->S - 1;
 }
 
-/* E_t and m_t for frame t. */
-static void emissions(Utterance *u, int t) {
+/* Fill frame t's row of the emission table; returns m_t. */
+static float emissions(const Utterance *u, int t, int lo, int hi) {
     const float *lp = u->lp + t * u->frame_stride;
-    float *E = u->E + (size_t)t * u->V, m = FLOOR;
-    for (int v = 0; v < u->V; v++) m = fmaxf(m, lp[v]);
-    for (int v = 0; v < u->V; v++) E[v] = expf(fmaxf(lp[v] - m, -87.0f));
-    u->m[t] = m;
+    float *row = u->table + (size_t)t * u->row_len, m = FLOOR;
+    if (u->idx == u->z) { /* a row per token */
+        for (int v = 0; v < u->V; v++) m = fmaxf(m, lp[v]);
+        for (int v = 0; v < u->V; v++) row[v] = expf(fmaxf(lp[v] - m, -87.0f));
+    } else {
+        for (int s = lo; s <= hi; s++) m = fmaxf(m, lp[u->z[s]]);
+        for (int s = lo; s <= hi; s++) row[s] = expf(fmaxf(lp[u->z[s]] - m, -87.0f));
+    }
+    return m;
 }
 
 /* Multiply row[lo..hi] by 1 / sum; returns 0 if the sum is not positive. */
@@ -97,29 +106,29 @@ static int log_space_frame(const Utterance *u, int t, int lo, int hi, const floa
  * returns 1, or returns 0 if no path reaches the end (too few frames for the target). */
 static int forward(Utterance *u, float *alpha, int store, double *log_p) {
     const int S = u->S;
-    const int32_t *z = u->z;
     *log_p = 0.0;
     float *prev = NULL;
     for (int t = 0; t < u->T; t++) {
         float *row = alpha + (size_t)(store ? t : t % 2) * S;
         int lo = lowest_state(u, t), hi = highest_state(u, t);
         if (lo > hi) return 0;
-        emissions(u, t);
-        const float *E = u->E + (size_t)t * u->V;
+        const float m = emissions(u, t, lo, hi);
+        const float *E = u->table + (size_t)t * u->row_len;
+        const int32_t *idx = u->idx;
         /* The next frame reads up to two states past hi: they must be zero, not stale. */
         for (int s = hi + 1; s <= hi + 2 && s < S; s++) row[s] = 0.0f;
         float sum = 0.0f;
         if (t == 0) {
-            for (int s = lo; s <= hi; s++) sum += row[s] = E[z[s]];
+            for (int s = lo; s <= hi; s++) sum += row[s] = E[idx[s]];
         } else {
             int s = lo;
-            for (; s <= hi && s < 2; s++) sum += row[s] = incoming(u, prev, s) * E[z[s]];
-            for (; s <= hi; s++) sum += row[s] = (prev[s] + prev[s - 1] + u->skip[s] * prev[s - 2]) * E[z[s]];
+            for (; s <= hi && s < 2; s++) sum += row[s] = incoming(u, prev, s) * E[idx[s]];
+            for (; s <= hi; s++) sum += row[s] = (prev[s] + prev[s - 1] + u->skip[s] * prev[s - 2]) * E[idx[s]];
         }
         double scale;
         if (sum > UNDERFLOW) {
             rescale(row, lo, hi, sum);
-            scale = u->m[t] + log((double)sum);
+            scale = m + log((double)sum);
         } else if (!log_space_frame(u, t, lo, hi, prev, row, &scale)) {
             return 0;
         }
@@ -136,11 +145,11 @@ static int forward(Utterance *u, float *alpha, int store, double *log_p) {
 static void beta_step(const Utterance *u, int t, const float *next, float *beta, float *w) {
     int lo = lowest_state(u, t), hi = highest_state(u, t);
     int nlo = lowest_state(u, t + 1), nhi = highest_state(u, t + 1);
-    const float *E = u->E + (size_t)(t + 1) * u->V;
+    const float *E = u->table + (size_t)(t + 1) * u->row_len;
     w[lo] = w[lo + 1] = 0.0f; /* read below nlo (= lo + 2 unless lo is 0); w[S], w[S + 1] stay 0 */
     float sum = 0.0f;
     for (int s = nlo; s <= nhi; s++) {
-        w[s] = E[u->z[s]] * next[s];
+        w[s] = E[u->idx[s]] * next[s];
         sum += w[s];
     }
     if (!(sum > UNDERFLOW)) {
@@ -183,11 +192,10 @@ static void backward(const Utterance *u, const float *alpha, float *beta, float 
             total += w[s];
         }
         for (int s = lo + (lo & 1); s <= hi; s += 2) blanks += w[s];
-        /* exp(lp) = E_t * exp(m_t), then minus the posterior of each token. */
+        /* exp(lp), then minus the posterior of each token. */
         float *g = grad + t * grad_stride;
-        const float *E = u->E + (size_t)t * V;
-        const float shift = expf(u->m[t]);
-        for (int v = 0; v < V; v++) g[v] = E[v] * shift;
+        const float *lp = u->lp + t * u->frame_stride;
+        for (int v = 0; v < V; v++) g[v] = expf(fmaxf(lp[v], -87.0f));
         if (total > 0.0f) {
             const float inv = 1.0f / total;
             g[blank] -= blanks * inv;
@@ -204,16 +212,17 @@ int ctc_loss_cpu(const float *log_probs, const int64_t *targets, const int64_t *
                  float *losses, float *grad) {
     int failed = 0;
     const int64_t frame_stride = (int64_t)B * V;
-    if (grad) memset(grad, 0, sizeof(float) * (size_t)T * B * V);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads) reduction(| : failed)
     for (int b = 0; b < B; b++) {
         const int L = (int)target_lengths[b], S = 2 * L + 1, Tb = (int)input_lengths[b];
         const size_t frames = Tb > 0 ? (size_t)Tb : 1;
         float *alpha = malloc(sizeof(float) * (grad ? frames : 2) * S);
-        float *E = malloc(sizeof(float) * frames * ((size_t)V + 1));
+        const int per_state = V > S, row_len = per_state ? S : V;
+        float *table = malloc(sizeof(float) * frames * row_len);
+        int32_t *identity = per_state ? malloc(sizeof(int32_t) * S) : NULL;
         float *work = malloc(sizeof(float) * (4 * (size_t)S + 4)); /* skip and w carry 2 extra zeros */
         int32_t *z = malloc(sizeof(int32_t) * S);
-        if (!alpha || !E || !work || !z) {
+        if (!alpha || !table || !work || !z || (per_state && !identity)) {
             failed = 1;
         } else {
             float *skip = work, *beta = work + S + 2, *next = work + 2 * S + 2, *w = work + 3 * S + 2;
@@ -222,14 +231,22 @@ int ctc_loss_cpu(const float *log_probs, const int64_t *targets, const int64_t *
                 z[s] = s % 2 ? (int32_t)targets[(int64_t)b * max_target + s / 2] : blank;
                 skip[s] = (s % 2 && s >= 3 && z[s] != z[s - 2]) ? 1.0f : 0.0f;
             }
-            Utterance u = {S, Tb, V, log_probs + (int64_t)b * V, frame_stride, z, skip, E, E + frames * V};
+            if (identity)
+                for (int s = 0; s < S; s++) identity[s] = s;
+            Utterance u = {S, Tb, V, log_probs + (int64_t)b * V, frame_stride, z, skip, table, row_len,
+                           identity ? identity : z};
             double log_p = 0.0;
             int feasible = Tb > 0 && forward(&u, alpha, grad != NULL, &log_p);
             losses[b] = feasible ? (float)-log_p : INFINITY;
-            if (grad && feasible) backward(&u, alpha, beta, next, w, grad + (int64_t)b * V, frame_stride, blank);
+            if (grad) {
+                /* backward writes rows 0..Tb-1 of a feasible utterance; the rest of its column is 0 */
+                for (int t = feasible ? Tb : 0; t < T; t++) memset(grad + t * frame_stride + (int64_t)b * V, 0, sizeof(float) * V);
+                if (feasible) backward(&u, alpha, beta, next, w, grad + (int64_t)b * V, frame_stride, blank);
+            }
         }
         free(alpha);
-        free(E);
+        free(table);
+        free(identity);
         free(work);
         free(z);
     }
