@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     device = torch.device(args.device)
-    input_size, hidden, layers, frames_per_second = 512, 192, 3, 25  # the `small` model after subsampling
+    input_size, hidden, layers, frames_per_second = 512, 256, 3, 25  # the `small` model after subsampling
     frames = int(args.seconds * frames_per_second)
     x = torch.randn(args.batch, frames, input_size, device=device, requires_grad=True)
     lengths = torch.randint(int(frames * 0.85), frames + 1, (args.batch,), device=device)
