@@ -8,6 +8,8 @@
 # Environment: DATA (default data/librispeech), SPLITS, BASE_URL (a mirror or file:// folder),
 # CHECKSUMS (a sha256sum-style file for that mirror).
 set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+[ -x "$repo/.venv/bin/python" ] && PATH="$repo/.venv/bin:$PATH"  # the venv that `make setup` made
 
 stage=1
 stop_stage=3
