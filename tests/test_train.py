@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -60,6 +61,11 @@ def test_custom_ctc_backend_trains_like_native(tiny_corpus, tmp_path):
         run(train_config(tiny_corpus, f"ctc={backend}", "trainer.max_steps=3"), tmp_path / backend)
         runs[backend] = losses(tmp_path / backend)
     assert runs["custom"] == pytest.approx(runs["native"], rel=1e-4)
+
+
+def test_bf16_autocast_trains(tiny_corpus, tmp_path):
+    run(train_config(tiny_corpus, "trainer.precision=bf16", "trainer.max_steps=2"), tmp_path)
+    assert all(math.isfinite(loss) for loss in losses(tmp_path).values())
 
 
 def test_warmup_then_cosine():
