@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,25 +35,36 @@ def sorted_batches(durations: list[float], batch_size: int) -> list[list[int]]:
 
 
 @torch.no_grad()
+def greedy_transcripts(
+    model: DeepSpeech2, tokenizer: CharTokenizer, device: torch.device, lengths: Sequence[float],
+    load: Callable[[int], torch.Tensor], batch_size: int = 16, progress: bool = False,
+) -> list[str]:  # fmt: skip
+    """Greedy transcripts of utterances ``0 .. len(lengths) - 1``, in that order.
+
+    ``load(i)`` gives utterance i's audio ``(samples,)``; ``lengths`` (durations or sample counts)
+    group utterances of similar length into batches, so there is little padding.
+    """
+    was_training = model.training
+    model.eval()
+    texts = [""] * len(lengths)
+    no_target = torch.zeros(0, dtype=torch.long)
+    batches = sorted_batches(lengths, batch_size)
+    for indices in tqdm(batches, desc="decoding", unit="batch", disable=not progress, leave=False):
+        batch = collate([(load(i), no_target) for i in indices]).to(device)
+        log_probs, frames = model(batch.waveforms, batch.sample_lengths)
+        for i, ids in zip(indices, greedy_decode(log_probs, frames, tokenizer.blank), strict=True):
+            texts[i] = tokenizer.decode(ids)
+    model.train(was_training)
+    return texts
+
+
 def transcribe_dataset(
     model: DeepSpeech2, dataset: SpeechDataset, tokenizer: CharTokenizer, device: torch.device,
     batch_size: int = 16, progress: bool = False,
 ) -> list[str]:  # fmt: skip
     """Greedy transcripts of every utterance, in dataset order."""
-    was_training = model.training
-    model.eval()
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sorted_batches(dataset.durations, batch_size), collate_fn=collate
-    )
-    hypotheses: list[str] = [""] * len(dataset)
-    indices = iter(loader.batch_sampler)
-    for batch in tqdm(loader, desc="decoding", unit="batch", disable=not progress, leave=False):
-        batch = batch.to(device)
-        log_probs, lengths = model(batch.waveforms, batch.sample_lengths)
-        for index, ids in zip(next(indices), greedy_decode(log_probs, lengths, tokenizer.blank), strict=True):
-            hypotheses[index] = tokenizer.decode(ids)
-    model.train(was_training)
-    return hypotheses
+    load = lambda i: dataset[i][0]  # noqa: E731
+    return greedy_transcripts(model, tokenizer, device, dataset.durations, load, batch_size, progress)
 
 
 def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float]:

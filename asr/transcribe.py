@@ -12,29 +12,22 @@ import json
 import torch
 
 from asr.audio import load_audio
-from asr.ctc import greedy_decode
-from asr.data.dataset import collate
 from asr.errors import exit_on_user_error
-from asr.evaluate import sorted_batches
+from asr.evaluate import greedy_transcripts
 from asr.models import DeepSpeech2
 from asr.runtime import Device, resolve_device
 from asr.text import CharTokenizer
 from asr.train.checkpoint import load_model
 
 
-@torch.no_grad()
 def transcribe_files(
     model: DeepSpeech2, tokenizer: CharTokenizer, paths: list[str], device: torch.device, batch_size: int = 8
 ) -> list[str]:
     """Transcripts in the order of ``paths``; files of any rate and channel count, batched by length."""
     audio = [torch.from_numpy(load_audio(path, model.dims.sample_rate)) for path in paths]
-    texts = [""] * len(paths)
-    for indices in sorted_batches([len(a) for a in audio], batch_size):
-        batch = collate([(audio[i], torch.zeros(0, dtype=torch.long)) for i in indices]).to(device)
-        log_probs, lengths = model(batch.waveforms, batch.sample_lengths)
-        for i, ids in zip(indices, greedy_decode(log_probs, lengths, tokenizer.blank), strict=True):
-            texts[i] = tokenizer.decode(ids)
-    return texts
+    return greedy_transcripts(
+        model, tokenizer, device, [len(a) for a in audio], audio.__getitem__, batch_size
+    )
 
 
 @exit_on_user_error

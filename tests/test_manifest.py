@@ -3,6 +3,7 @@ import json
 import pytest
 
 from asr.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
+from asr.fileio import _umask
 
 
 def test_relative_paths_resolve_against_manifest_folder(tmp_path):
@@ -52,13 +53,5 @@ def test_missing_and_empty_manifests(tmp_path):
 
 def test_written_files_get_the_usual_permissions(tmp_path):
     write_manifest(tmp_path / "m.jsonl", [Utterance(tmp_path / "a.wav", 1.0, "x")])
-    assert (tmp_path / "m.jsonl").stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+    assert (tmp_path / "m.jsonl").stat().st_mode & 0o777 == 0o666 & ~_umask()
     assert [p.name for p in tmp_path.iterdir()] == ["m.jsonl"]
-
-
-def _current_umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

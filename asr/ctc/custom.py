@@ -110,9 +110,11 @@ def ctc_loss(
     padded = _padded_targets(targets, target_lengths, B)
     valid = torch.arange(padded.shape[1]) < target_lengths[:, None]
     labels = padded[valid]
-    if ((labels < 0) | (labels >= V) | (labels == blank)).any():
-        bad = labels[(labels < 0) | (labels >= V) | (labels == blank)][0].item()
-        raise ValueError(f"ctc_loss: label {bad} is the blank or outside the vocabulary of {V}")
+    bad = (labels < 0) | (labels >= V) | (labels == blank)
+    if bad.any():
+        raise ValueError(
+            f"ctc_loss: label {labels[bad][0].item()} is the blank or outside the vocabulary of {V}"
+        )
 
     losses = _CTCLoss.apply(log_probs, padded, input_lengths, target_lengths, blank)
     if zero_infinity:
