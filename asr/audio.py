@@ -14,7 +14,12 @@ from asr.fileio import atomic_path
 
 
 class AudioError(UserError):
-    """A missing, empty, corrupt or otherwise unusable audio file."""
+    """A missing, empty, corrupt or otherwise unusable audio file; ``kind`` names the problem
+    in one word (for counts), ``problem`` describes it."""
+
+    def __init__(self, path: Path, problem: str, kind: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.problem, self.kind = problem, kind
 
 
 def load_audio(
@@ -31,7 +36,7 @@ def load_audio(
     """
     path = Path(path)
     if not path.is_file():
-        raise AudioError(f"{path}: no such audio file")
+        raise AudioError(path, "no such audio file", "missing")
     try:
         with soundfile.SoundFile(path) as sound:
             source_rate = sound.samplerate
@@ -41,14 +46,14 @@ def load_audio(
                 sound.seek(start)
             samples = sound.read(frames, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
-        raise AudioError(f"{path}: cannot read audio ({error})") from None
+        raise AudioError(path, f"cannot read audio ({error})", "unreadable") from None
     if samples.shape[0] == 0:
-        raise AudioError(f"{path}: audio is empty" + (f" at offset {offset}s" if offset else ""))
+        raise AudioError(path, "audio is empty" + (f" at offset {offset}s" if offset else ""), "empty")
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if source_rate != sample_rate:
         mono = soxr.resample(mono, source_rate, sample_rate)
     if not np.isfinite(mono).all():
-        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+        raise AudioError(path, "audio contains NaN or infinite samples", "non-finite")
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from asr.audio import load_audio
+from asr.augment import WaveformAugment
 from asr.data.manifest import Utterance
 from asr.errors import UserError
 from asr.text import CharTokenizer, UnknownCharacterError, normalize_text
@@ -16,9 +18,15 @@ class SpeechDataset(torch.utils.data.Dataset):
     """Yields ``(waveform, token_ids)``; transcripts are normalised and checked up front, so a
     character the tokenizer lacks stops the run before training, naming the manifest line."""
 
-    def __init__(self, utterances: list[Utterance], tokenizer: CharTokenizer, sample_rate: int) -> None:
+    def __init__(
+        self, utterances: list[Utterance], tokenizer: CharTokenizer, sample_rate: int,
+        augment: WaveformAugment | None = None, seed: int = 0,
+    ) -> None:  # fmt: skip
         self.utterances = utterances
         self.sample_rate = sample_rate
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.seed = seed
+        self.epoch = 0
         self.texts = [normalize_text(utt.text) for utt in utterances]
         self.targets = []
         for utt, text in zip(utterances, self.texts, strict=True):
@@ -34,11 +42,17 @@ class SpeechDataset(torch.utils.data.Dataset):
     def durations(self) -> list[float]:
         return [utt.duration for utt in self.utterances]
 
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation draws from ``(seed, epoch, index)``: new each epoch, the same after a resume."""
+        self.epoch = epoch
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         utt = self.utterances[index]
         audio = load_audio(
             utt.audio_filepath, self.sample_rate, utt.offset, utt.duration if utt.offset else None
         )
+        if self.augment is not None:
+            audio = self.augment(audio, np.random.default_rng([self.seed, self.epoch, index]))
         return torch.from_numpy(audio), self.targets[index]
 
 

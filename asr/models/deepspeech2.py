@@ -125,7 +125,10 @@ class DeepSpeech2(nn.Module):
         self, waveform: torch.Tensor, sample_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(batch, samples)`` audio to ``(batch, time, vocab)`` log-probs and ``(batch,)`` lengths."""
-        features, lengths = self.frontend(waveform, sample_lengths)
+        return self.classify(*self.frontend(waveform, sample_lengths))
+
+    def classify(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, frames, n_mels)`` features (the frontend's output) to log-probs and lengths."""
         x = features.transpose(1, 2).unsqueeze(1)  # (batch, 1, n_mels, frames)
         for conv in self.convs:
             x, lengths = conv(x, lengths)

@@ -47,3 +47,27 @@ def load_model(path: str | os.PathLike, device: torch.device) -> tuple[DeepSpeec
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise UserError(f"{path}: checkpoint does not hold a usable model ({error})") from None
     return model.to(device).eval(), tokenizer
+
+
+def average_checkpoints(paths: list[Path]) -> dict:
+    """The model payload of ``paths[0]`` with every floating-point tensor of the model averaged
+    over all ``paths`` (counters such as BatchNorm's ``num_batches_tracked`` come from the last)."""
+    if not paths:
+        raise UserError("no checkpoints to average")
+    checkpoints = [load_checkpoint(path) for path in paths]
+    dims = checkpoints[0].get("model_dims")
+    for path, checkpoint in zip(paths, checkpoints, strict=True):
+        if "model" not in checkpoint or checkpoint.get("model_dims") != dims:
+            raise UserError(f"{path}: not a checkpoint of the same model as {paths[0]}")
+    averaged = {}
+    for name, last in checkpoints[-1]["model"].items():
+        if last.is_floating_point():
+            averaged[name] = (
+                torch.stack([c["model"][name].float() for c in checkpoints]).mean(0).to(last.dtype)
+            )
+        else:
+            averaged[name] = last
+    payload = {
+        key: checkpoints[0][key] for key in ("model_dims", "tokenizer", "config") if key in checkpoints[0]
+    }
+    return {**payload, "model": averaged, "averaged_from": [str(path) for path in paths]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,12 @@ def _train(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    """Under ``torchrun``, ranks other than 0 write nothing: no Hydra run directory or log file
+    (they take rank 0's run directory once the process group is up)."""
     register_schema()
+    if int(os.environ.get("RANK", 0)) > 0:
+        sys.argv = [arg for arg in sys.argv if not arg.startswith("hydra.run.dir=")]
+        sys.argv += ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
     hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")(_train)()
 
 

@@ -6,6 +6,7 @@ Defaults live here, not in ``cfg.get`` calls; Hydra rejects unknown keys and ill
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -22,6 +23,11 @@ class SyntheticCorpusConfig(CorpusSpec):
     root: str = "data/synthetic"
 
 
+class BadSamplePolicy(str, Enum):
+    error = "error"
+    skip = "skip"
+
+
 @dataclass
 class DataConfig:
     train_manifest: str = MISSING
@@ -29,8 +35,34 @@ class DataConfig:
     test_manifest: str | None = None
     synthetic: SyntheticCorpusConfig | None = None
     batch_size: int = 16
+    max_batch_seconds: float | None = None
+    """Fill each batch up to this much padded audio (dynamic batch size; ``batch_size`` is then
+    unused); None: ``batch_size`` utterances per batch."""
     num_workers: int = 0
     """DataLoader worker processes; on a 2-core machine they compete with the model for cores."""
+    validate: bool = True
+    """Check every utterance before training (audio readable, not silent, durations, characters,
+    long enough for its transcript), as ``asr-validate`` does."""
+    on_bad_sample: BadSamplePolicy = BadSamplePolicy.error
+    """error: list the bad utterances and stop; skip: leave them out and count them."""
+
+
+@dataclass
+class AugmentConfig:
+    """On-the-fly augmentation of the training data; the defaults leave it off."""
+
+    speed_factors: list[float] = field(default_factory=lambda: [1.0])
+    """Speed perturbation: each utterance is resampled by one of these factors, drawn uniformly."""
+    noise_manifest: str | None = None
+    """Noise recordings (a manifest; text is ignored) added at a random SNR."""
+    noise_probability: float = 0.5
+    noise_snr_db: list[float] = field(default_factory=lambda: [5.0, 25.0])
+    freq_masks: int = 0
+    """SpecAugment: number of frequency masks per utterance, each up to ``freq_width`` mel bins."""
+    freq_width: int = 15
+    time_masks: int = 0
+    """SpecAugment: number of time masks, each up to ``time_width`` of the utterance's frames."""
+    time_width: float = 0.05
 
 
 @dataclass
@@ -60,15 +92,29 @@ class TrainerConfig:
     """Wall-clock budget of this invocation; training stops cleanly (evaluated, saved) when spent."""
     device: Device = Device.auto
     precision: Precision = Precision.fp32
-    """bf16: the model's forward in bfloat16 autocast (CTC stays float32)."""
+    """bf16 / fp16: the model's forward in autocast (CTC stays float32); fp16 adds loss scaling."""
+    accumulate_grad_batches: int = 1
+    """Batches (per process) whose gradients make one optimiser step."""
     grad_clip: float = 5.0
+    max_bad_steps: int = 25
+    """A step whose loss or gradient is not finite is skipped and counted; this many in a row
+    stop the run, naming the last batch."""
     eval_every_steps: int | None = None
-    """Dev evaluation and ``last`` checkpoint every N steps; None: at the end of every epoch."""
+    """Dev evaluation and checkpoints every N steps; None: at the end of every epoch."""
+    save_every_steps: int | None = 100
+    """``last.pt`` also every N steps between evaluations, so a crash loses little."""
+    keep_best: int = 3
+    """Checkpoints kept by dev WER (``best-step*.pt``; ``best.pt`` is the best of them)."""
+    average_best: bool = True
+    """At the end, average the kept checkpoints into ``averaged.pt`` and report its dev WER."""
+    early_stopping_patience: int | None = None
+    """Stop when dev WER has not improved for this many evaluations; None: never."""
     num_examples: int = 4
     """Decoded dev examples written to TensorBoard at each evaluation."""
     seed: int = 0
-    resume: bool = False
-    """Continue from ``<run dir>/checkpoints/last.pt``."""
+    resume: str = "auto"
+    """auto: continue from ``<run dir>/checkpoints/last.pt`` if it exists; true: it must exist;
+    false: start afresh (refused if the run directory already has a checkpoint)."""
     progress: bool = True
 
 
@@ -79,6 +125,7 @@ class TrainConfig:
     ctc: CTCConfig = field(default_factory=CTCConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 def register_schema() -> None:

@@ -1,0 +1,51 @@
+"""``asr-average``: one model from the average of several checkpoints' weights.
+
+    asr-average run=runs/demo                       # the run's kept best -> checkpoints/averaged.pt
+    asr-average checkpoints=[a.pt,b.pt,c.pt] output=averaged.pt
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asr.errors import UserError, exit_on_user_error
+from asr.evaluate import parse_cli
+from asr.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
+
+
+@dataclass
+class AverageConfig:
+    run: str | None = None
+    """A training run directory: average the best checkpoints it kept (``trainer.keep_best``)."""
+    checkpoints: list[str] = field(default_factory=list)
+    output: str | None = None
+    """Default: ``<run>/checkpoints/averaged.pt``."""
+
+
+def checkpoint_paths(cfg: AverageConfig) -> list[Path]:
+    if (cfg.run is None) == (not cfg.checkpoints):
+        raise UserError("give either run=DIR or checkpoints=[a.pt,b.pt,...]")
+    if cfg.run is None:
+        return [Path(path) for path in cfg.checkpoints]
+    folder = Path(cfg.run) / "checkpoints"
+    kept = load_checkpoint(folder / "last.pt").get("train_state", {}).get("kept", [])
+    if not kept:
+        raise UserError(f"{folder / 'last.pt'}: the run has kept no evaluated checkpoints yet")
+    return [folder / entry["file"] for entry in kept]
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_cli(AverageConfig, sys.argv[1:] if argv is None else argv)
+    paths = checkpoint_paths(cfg)
+    if cfg.output is None and cfg.run is None:
+        raise UserError("output=PATH is required with checkpoints=[...]")
+    output = Path(cfg.output) if cfg.output is not None else Path(cfg.run) / "checkpoints" / "averaged.pt"
+    save_checkpoint(output, average_checkpoints(paths))
+    print(f"averaged {len(paths)} checkpoints -> {output}")
+
+
+if __name__ == "__main__":
+    main()
