@@ -1,10 +1,18 @@
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from asr.ctc import register_backend
+from asr.errors import UserError
+from asr.train.checkpoint import load_checkpoint
 from asr.train.cli import CONFIG_DIR
 from asr.train.config import register_schema
 from asr.train.loop import run, warmup_cosine
@@ -12,14 +20,18 @@ from asr.train.loop import run, warmup_cosine
 TINY_MODEL = ["model.n_mels=32", "model.conv_channels=[8,8]", "model.rnn_hidden=32", "model.rnn_layers=1"]
 
 
-def train_config(corpus, *overrides):
+def overrides(corpus, *extra):
+    return [
+        "data=manifest", f"data.train_manifest={corpus}/manifests/train.jsonl",
+        f"data.dev_manifest={corpus}/manifests/dev.jsonl", "data.batch_size=4", "trainer.progress=false",
+        "optim.warmup_steps=2", *TINY_MODEL, *extra,
+    ]  # fmt: skip
+
+
+def train_config(corpus, *extra):
     register_schema()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=[
-            "data=manifest", f"data.train_manifest={corpus}/manifests/train.jsonl",
-            f"data.dev_manifest={corpus}/manifests/dev.jsonl", "data.batch_size=4", "trainer.progress=false",
-            "optim.warmup_steps=2", *TINY_MODEL, *overrides,
-        ])  # fmt: skip
+        return compose("train", overrides=overrides(corpus, *extra))
 
 
 def losses(run_dir):
@@ -75,3 +87,116 @@ def test_warmup_then_cosine():
     assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
     assert all(a >= b for a, b in zip(factors[4:], factors[5:], strict=False))
     assert factors[20] == pytest.approx(0.1) and factors[24] == pytest.approx(0.1)
+
+
+def parameters(run_dir):
+    """The trained parameters of a run's last.pt (BatchNorm's running statistics left out)."""
+    model = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+    return {
+        name: value for name, value in model.items() if "running" not in name and "num_batches" not in name
+    }
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tiny_corpus, tmp_path):
+    # 12 utterances in batches of 2: a step is 2 batches, one per rank or both accumulated.
+    common = ["data.batch_size=2", "trainer.max_steps=4", "trainer.device=cpu", "trainer.keep_best=1"]
+    single = tmp_path / "single"
+    run(train_config(tiny_corpus, *common, "trainer.accumulate_grad_batches=2"), single)
+    ddp = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "asr.train", *overrides(tiny_corpus, *common), f"hydra.run.dir={ddp}"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert losses(ddp) == pytest.approx(losses(single), rel=1e-5) and len(losses(ddp)) == 4
+    expected, got = parameters(single), parameters(ddp)
+    assert expected.keys() == got.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(got[name], value, rtol=1e-4, atol=1e-5, msg=name)
+    assert (ddp / ".hydra" / "config.yaml").is_file() and (ddp / "train.log").is_file()
+
+
+@pytest.mark.slow
+def test_kill_9_then_the_same_command_continues_step_for_step(tiny_corpus, tmp_path):
+    common = ["data.batch_size=2", "trainer.max_steps=30", "trainer.save_every_steps=1",
+              "trainer.eval_every_steps=10", "optim.decay_steps=30"]  # fmt: skip
+    whole = tmp_path / "whole"
+    run(train_config(tiny_corpus, *common), whole)
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "asr.train", *overrides(tiny_corpus, *common), f"hydra.run.dir={killed}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = killed / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # somewhere in the middle of a step, or of writing a checkpoint
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert load_checkpoint(last)["train_state"]["step"] < 30, "the run ended before it was killed"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" in result.stdout + result.stderr
+    rows = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "train/loss" in row] == list(range(1, 31)), "each step once"
+    assert losses(killed) == pytest.approx(losses(whole), rel=1e-5)
+    assert not list((killed / "checkpoints").glob(".*")), "temporary files left behind"
+
+
+def test_keeps_the_best_checkpoints_averages_them_and_stops_early(tiny_corpus, tmp_path):
+    common = ["data.batch_size=2", "trainer.eval_every_steps=1", "trainer.keep_best=2"]
+    state = run(train_config(tiny_corpus, *common, "trainer.max_steps=5"), tmp_path / "best")
+    folder = tmp_path / "best" / "checkpoints"
+    assert len(state.kept) == 2 and state.kept[0]["wer"] <= state.kept[1]["wer"]
+    assert sorted(p.name for p in folder.glob("best-step*.pt")) == sorted(k["file"] for k in state.kept)
+    first, second = (load_checkpoint(folder / k["file"])["model"] for k in state.kept)
+    averaged = load_checkpoint(folder / "averaged.pt")
+    name = "output.weight"
+    torch.testing.assert_close(averaged["model"][name], (first[name] + second[name]) / 2)
+    assert math.isfinite(averaged["dev_wer"])
+    # lr 0: dev WER cannot improve after the first evaluation, so patience 2 stops at step 3.
+    state = run(train_config(tiny_corpus, *common, "optim.lr=0", "trainer.early_stopping_patience=2",
+                             "trainer.max_steps=10"), tmp_path / "early")  # fmt: skip
+    assert state.early_stopped and state.step == 3 and state.evals_since_best == 2
+
+
+@register_backend("nan_every_other_call")
+def nan_every_other_call(log_probs, *args, **kwargs):
+    nan_every_other_call.calls = getattr(nan_every_other_call, "calls", 0) + 1
+    loss = torch.nn.functional.ctc_loss(log_probs, *args, **kwargs)
+    return loss * float("nan") if nan_every_other_call.calls % 2 == 0 else loss
+
+
+@register_backend("always_nan")
+def always_nan(log_probs, *args, **kwargs):
+    return torch.nn.functional.ctc_loss(log_probs, *args, **kwargs) * float("nan")
+
+
+def test_non_finite_steps_are_skipped_and_counted_then_stop_the_run(tiny_corpus, tmp_path):
+    state = run(
+        train_config(tiny_corpus, "ctc.backend=nan_every_other_call", "trainer.max_steps=4"), tmp_path / "a"
+    )
+    assert state.skipped_steps == 2 and state.step == 4
+    assert all(
+        math.isfinite(value) for value in parameters(tmp_path / "a").values() for value in value.flatten()
+    )
+    assert sorted(losses(tmp_path / "a")) == [1, 3]
+    with pytest.raises(UserError, match=r"3 steps in a row .* the last batch: .*train.jsonl:\d+"):
+        run(train_config(tiny_corpus, "ctc.backend=always_nan", "trainer.max_bad_steps=3"), tmp_path / "b")
+
+
+def test_fp16_with_loss_scaling_trains(tiny_corpus, tmp_path):
+    run(train_config(tiny_corpus, "trainer.precision=fp16", "trainer.max_steps=2"), tmp_path)
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert checkpoint["scaler"]["scale"] > 0 and losses(tmp_path)
+
+
+def test_resume_modes_protect_existing_work(tiny_corpus, tmp_path):
+    run(train_config(tiny_corpus, "trainer.max_steps=1"), tmp_path)
+    with pytest.raises(UserError, match="exists; continue it with trainer.resume=auto"):
+        run(train_config(tiny_corpus, "trainer.max_steps=2", "trainer.resume=false"), tmp_path)
+    with pytest.raises(UserError, match="does not exist"):
+        run(train_config(tiny_corpus, "trainer.resume=true"), tmp_path / "fresh")
+    with pytest.raises(UserError, match="other settings"):
+        run(train_config(tiny_corpus, "trainer.max_steps=2", "model.rnn_hidden=16"), tmp_path)
+    with pytest.raises(UserError, match="trainer.accumulate_grad_batches=0: must be positive"):
+        run(train_config(tiny_corpus, "trainer.accumulate_grad_batches=0"), tmp_path / "bad")

@@ -1,7 +1,7 @@
 """``asr-average``: one model from the average of several checkpoints' weights.
 
-    asr-average run=runs/demo                       # the run's kept best -> checkpoints/averaged.pt
-    asr-average checkpoints=[a.pt,b.pt,c.pt] output=averaged.pt
+asr-average run=runs/demo                       # the run's kept best -> checkpoints/averaged.pt
+asr-average checkpoints=[a.pt,b.pt,c.pt] output=averaged.pt
 """
 
 from __future__ import annotations
