@@ -50,7 +50,7 @@ def test_state_dict_resumes_mid_epoch():
     resumed = BucketBatchSampler(DURATIONS, batch_size=10, seed=3)
     resumed.load_state_dict(state)
     assert list(resumed) == whole[7:] and len(resumed) == len(whole) - 7
-    assert resumed.advance(len(whole) - 7) and resumed.state_dict() == {"epoch": 1, "position": 0}
+    assert resumed.advance(len(whole) - 7) and resumed.state_dict() == {"epoch": 1, "steps": 0}
     assert list(resumed) == sampler.rank_batches(1)
 
 

@@ -47,7 +47,7 @@ def test_resume_continues_with_the_same_losses(tiny_corpus, tmp_path):
     parts = tmp_path / "parts"
     state = run(train_config(tiny_corpus, "trainer.max_steps=4", *common), parts)
     checkpoint = torch.load(parts / "checkpoints" / "last.pt", weights_only=True)
-    assert state.step == 4 and checkpoint["sampler"] == {"epoch": 1, "position": 1}
+    assert state.step == 4 and checkpoint["sampler"] == {"epoch": 1, "steps": 1}
     run(train_config(tiny_corpus, "trainer.max_steps=6", "trainer.resume=true", *common), parts)
     expected, resumed = losses(whole), losses(parts)
     assert sorted(resumed) == [1, 2, 3, 4, 5, 6]
@@ -59,7 +59,7 @@ def test_run_writes_checkpoints_metrics_and_config(tiny_corpus, tmp_path):
     state = run(train_config(tiny_corpus, "trainer.max_epochs=1"), tmp_path)
     assert state.step == 3
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
-    assert checkpoint["train_state"]["step"] == 3 and checkpoint["sampler"] == {"epoch": 1, "position": 0}
+    assert checkpoint["train_state"]["step"] == 3 and checkpoint["sampler"] == {"epoch": 1, "steps": 0}
     assert {"optimizer", "scheduler", "scaler", "rng", "config"} <= checkpoint.keys()
     assert checkpoint["model_dims"]["rnn_hidden"] == 32 and checkpoint["tokenizer"]["type"] == "char"
     assert (tmp_path / "checkpoints" / "best.pt").is_file()

@@ -19,8 +19,8 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     is left out of that epoch. The batches depend only on ``seed`` and the epoch, never on the
     number of ranks, so N ranks see the same data per step as one process accumulating N batches.
 
-    ``state_dict`` is ``(epoch, position)``, position counting this rank's batches already used;
-    the training loop reports them with ``advance``.
+    ``position`` counts this rank's batches already used in the epoch (the training loop reports
+    them with ``advance``); ``state_dict`` holds the epoch and the steps done in it.
     """
 
     def __init__(
@@ -103,7 +103,8 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         return True
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position}
+        """Epoch and steps (groups) done in it: meaningful for any number of ranks."""
+        return {"epoch": self.epoch, "steps": self.position // self.accumulate}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.position = state["epoch"], state["position"]
+        self.epoch, self.position = state["epoch"], state["steps"] * self.accumulate

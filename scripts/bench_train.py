@@ -1,0 +1,121 @@
+"""Training throughput (audio seconds per second) and padding, with and without length bucketing.
+
+    python scripts/bench_train.py [--corpus data/synthetic] [--steps 20] [--precision bf16]
+
+Three samplers over the same training manifest, each training the `small` model for ``--steps``
+steps from the same initial weights (audio loading included), interleaved in one process so the
+ratios hold on a noisy machine:
+- random: shuffled batches of ``--batch`` utterances, no sorting (what a plain DataLoader does);
+- bucketed: the same batch size, utterances sorted within windows of 50 batches;
+- dynamic: bucketed, filled up to ``--batch`` x the mean duration of padded audio.
+Padding is measured over a whole epoch. Writes benchmarks/train_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from asr.ctc import get_backend
+from asr.data.dataset import SpeechDataset, collate
+from asr.data.manifest import read_manifest
+from asr.data.sampler import BucketBatchSampler
+from asr.data.synthetic import CorpusSpec, generate_corpus
+from asr.models import DeepSpeech2, ModelDims
+from asr.runtime import autocast
+from asr.text import CharTokenizer
+from asr.train.cli import CONFIG_DIR
+
+
+def padding_fraction(batches: list[list[int]], durations: list[float]) -> float:
+    padded = sum(len(batch) * max(durations[i] for i in batch) for batch in batches)
+    return 1 - sum(durations[i] for batch in batches for i in batch) / padded
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default="data/synthetic", help="built-in corpus root (made if missing)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    generate_corpus(Path(args.corpus), CorpusSpec())
+    tokenizer = CharTokenizer()
+    dataset = SpeechDataset(read_manifest(Path(args.corpus) / "manifests" / "train.jsonl"), tokenizer, 16000)
+    durations = dataset.durations
+    mean = statistics.fmean(durations)
+    samplers = {
+        "random": BucketBatchSampler(durations, batch_size=args.batch, window_batches=1),
+        "bucketed": BucketBatchSampler(durations, batch_size=args.batch),
+        "dynamic": BucketBatchSampler(durations, max_batch_seconds=args.batch * mean),
+    }
+    small = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR) / "model" / "small.yaml"))
+    torch.manual_seed(0)
+    initial = DeepSpeech2(ModelDims(**small, vocab_size=len(tokenizer))).state_dict()
+    loss_fn = get_backend("native")
+
+    def train(batches: list[list[int]]) -> tuple[float, float]:
+        """Seconds and audio seconds of training on ``batches`` (after one warm-up batch)."""
+        model = DeepSpeech2(ModelDims(**small, vocab_size=len(tokenizer))).to(device)
+        model.load_state_dict(initial)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        elapsed = audio = 0.0
+        for step, indices in enumerate(batches):
+            start = time.perf_counter()
+            batch = collate([dataset[i] for i in indices]).to(device)
+            with autocast(device, args.precision):
+                log_probs, lengths = model(batch.waveforms, batch.sample_lengths)
+            loss = loss_fn(log_probs.float().transpose(0, 1), batch.targets, lengths, batch.target_lengths)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if step:
+                elapsed += time.perf_counter() - start
+                audio += sum(durations[i] for i in indices)
+        return elapsed, audio
+
+    totals = {name: [0.0, 0.0] for name in samplers}
+    epochs = {name: sampler.rank_batches(0) for name, sampler in samplers.items()}
+    for chunk in range(0, args.steps, 5):  # interleaved, 5 steps (+1 warm-up) at a time
+        for name, batches in epochs.items():
+            elapsed, audio = train(batches[chunk : chunk + 6])
+            totals[name][0] += elapsed
+            totals[name][1] += audio
+    rows = []
+    for name, batches in epochs.items():
+        elapsed, audio = totals[name]
+        rows.append({
+            "sampler": name, "batches_per_epoch": len(batches),
+            "mean_batch_size": round(len(durations) / len(batches), 1),
+            "padding_fraction": round(padding_fraction(batches, durations), 4),
+            "audio_seconds_per_second": round(audio / elapsed, 2),
+        })  # fmt: skip
+    base = rows[0]["audio_seconds_per_second"]
+    print(
+        f"{len(durations)} utterances, mean {mean:.2f} s; {args.steps} steps each, {args.precision}, {device}"
+    )
+    header = ("batches/epoch", 15), ("mean batch", 12), ("padding", 10), ("audio s/s", 11), ("speed-up", 10)
+    print(f"{'sampler':<10}" + "".join(f"{name:>{width}}" for name, width in header))
+    for row in rows:
+        print(f"{row['sampler']:<10}{row['batches_per_epoch']:>15}{row['mean_batch_size']:>12}"
+              f"{row['padding_fraction']:>10.1%}{row['audio_seconds_per_second']:>11.1f}"
+              f"{row['audio_seconds_per_second'] / base:>9.2f}x")  # fmt: skip
+    output = Path("benchmarks") / f"train_{device.type}.json"
+    output.parent.mkdir(exist_ok=True)
+    settings = {"batch": args.batch, "steps": args.steps, "precision": args.precision, "device": str(device)}
+    output.write_text(json.dumps({"settings": settings, "results": rows}, indent=2) + "\n")
+    print(f"-> {output}")
+
+
+if __name__ == "__main__":
+    main()
