@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from enum import Enum
 from pathlib import Path
 
 import jiwer
@@ -17,14 +20,14 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
-from asr.ctc import greedy_decode
+from asr.ctc.decoding import BeamSearchDecoder, BeamSettings, GreedyDecoder
 from asr.data.dataset import SpeechDataset, collate
 from asr.data.manifest import read_manifest
 from asr.errors import UserError, exit_on_user_error
 from asr.fileio import write_json, write_jsonl
 from asr.models import DeepSpeech2
 from asr.runtime import Device, resolve_device
-from asr.text import CharTokenizer
+from asr.text import Tokenizer
 from asr.train.checkpoint import load_model
 
 
@@ -34,37 +37,51 @@ def sorted_batches(durations: list[float], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+Decoder = Callable[[torch.Tensor, torch.Tensor], list[str]]
+"""``(log_probs (batch, time, vocab), frames (batch,))`` to one text per utterance."""
+
+
 @torch.no_grad()
-def greedy_transcripts(
-    model: DeepSpeech2, tokenizer: CharTokenizer, device: torch.device, lengths: Sequence[float],
-    load: Callable[[int], torch.Tensor], batch_size: int = 16, progress: bool = False,
-) -> list[str]:  # fmt: skip
-    """Greedy transcripts of utterances ``0 .. len(lengths) - 1``, in that order.
+def batched_log_probs(
+    model: DeepSpeech2, device: torch.device, lengths: Sequence[float], load: Callable[[int], torch.Tensor],
+    batch_size: int = 16, progress: bool = False,
+) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """``(indices, log_probs, frames)`` for batches of utterances ``0 .. len(lengths) - 1``.
 
     ``load(i)`` gives utterance i's audio ``(samples,)``; ``lengths`` (durations or sample counts)
     group utterances of similar length into batches, so there is little padding.
     """
     was_training = model.training
     model.eval()
-    texts = [""] * len(lengths)
     no_target = torch.zeros(0, dtype=torch.long)
     batches = sorted_batches(lengths, batch_size)
-    for indices in tqdm(batches, desc="decoding", unit="batch", disable=not progress, leave=False):
-        batch = collate([(load(i), no_target) for i in indices]).to(device)
-        log_probs, frames = model(batch.waveforms, batch.sample_lengths)
-        for i, ids in zip(indices, greedy_decode(log_probs, frames, tokenizer.blank), strict=True):
-            texts[i] = tokenizer.decode(ids)
-    model.train(was_training)
+    try:
+        for indices in tqdm(batches, desc="decoding", unit="batch", disable=not progress, leave=False):
+            batch = collate([(load(i), no_target) for i in indices]).to(device)
+            yield indices, *model(batch.waveforms, batch.sample_lengths)
+    finally:
+        model.train(was_training)
+
+
+def transcripts(
+    model: DeepSpeech2, decode: Decoder, device: torch.device, lengths: Sequence[float],
+    load: Callable[[int], torch.Tensor], batch_size: int = 16, progress: bool = False,
+) -> list[str]:  # fmt: skip
+    """Transcripts of utterances ``0 .. len(lengths) - 1``, in that order (see ``batched_log_probs``)."""
+    texts = [""] * len(lengths)
+    for indices, log_probs, frames in batched_log_probs(model, device, lengths, load, batch_size, progress):
+        for i, text in zip(indices, decode(log_probs, frames), strict=True):
+            texts[i] = text
     return texts
 
 
 def transcribe_dataset(
-    model: DeepSpeech2, dataset: SpeechDataset, tokenizer: CharTokenizer, device: torch.device,
+    model: DeepSpeech2, dataset: SpeechDataset, decode: Decoder, device: torch.device,
     batch_size: int = 16, progress: bool = False,
 ) -> list[str]:  # fmt: skip
-    """Greedy transcripts of every utterance, in dataset order."""
+    """Transcripts of every utterance, in dataset order."""
     load = lambda i: dataset[i][0]  # noqa: E731
-    return greedy_transcripts(model, tokenizer, device, dataset.durations, load, batch_size, progress)
+    return transcripts(model, decode, device, dataset.durations, load, batch_size, progress)
 
 
 def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float]:
@@ -80,25 +97,84 @@ def utterance_errors(reference: str, hypothesis: str) -> dict[str, int]:
     }  # fmt: skip
 
 
+class DecoderKind(str, Enum):
+    greedy = "greedy"
+    beam = "beam"
+    """CTC prefix beam search over tokens, no language model."""
+    beam_lm = "beam_lm"
+    """Beam search over the LM's words with n-gram shallow fusion."""
+
+
 @dataclass
 class EvalConfig:
     checkpoint: str = MISSING
     manifest: str = MISSING
     output: str = MISSING
     """Summary JSON; per-utterance results go beside it as ``<stem>.utterances.jsonl``."""
+    decoder: DecoderKind = DecoderKind.greedy
+    lm: str | None = None
+    """ARPA n-gram model for ``beam_lm``; default: the one ``asr-tune-lm`` chose for the checkpoint."""
+    lm_weight: float | None = None
+    """alpha; default: the tuned value, else 1.0."""
+    word_score: float | None = None
+    """beta; default: the tuned value, else 0.0."""
+    beam_size: int = 50
+    beam_threshold: float = 25.0
     batch_size: int = 16
     device: Device = Device.auto
+
+
+def tuned_lm_path(checkpoint: str | Path) -> Path:
+    """Where ``asr-tune-lm`` writes the LM and weights it chose: ``<checkpoint>.lm.json``."""
+    return Path(checkpoint).with_suffix(".lm.json")
+
+
+def make_decoder(cfg: EvalConfig, tokenizer: Tokenizer) -> tuple[Decoder, dict]:
+    """The decoder ``cfg`` asks for, and its settings for the summary."""
+    kind = DecoderKind(cfg.decoder)
+    if kind is DecoderKind.greedy:
+        return GreedyDecoder(tokenizer), {"decoder": kind.value}
+    tuned_path = tuned_lm_path(cfg.checkpoint)
+    tuned = json.loads(tuned_path.read_text()) if kind is DecoderKind.beam_lm and tuned_path.is_file() else {}
+    lm = cfg.lm if cfg.lm is not None else tuned.get("lm")
+    if kind is DecoderKind.beam_lm and lm is None:
+        raise UserError(f"decoder=beam_lm needs lm=PATH (an ARPA file), or asr-tune-lm's {tuned_path}")
+    settings = BeamSettings(
+        cfg.beam_size, cfg.beam_threshold,
+        cfg.lm_weight if cfg.lm_weight is not None else tuned.get("lm_weight", 1.0),
+        cfg.word_score if cfg.word_score is not None else tuned.get("word_score", 0.0),
+    )  # fmt: skip
+    if kind is DecoderKind.beam:
+        return BeamSearchDecoder(tokenizer, None, settings), {"decoder": "beam", "beam_size": cfg.beam_size}
+    decoder = BeamSearchDecoder(tokenizer, lm, settings)
+    return decoder, {"decoder": "beam_lm", "lm": str(lm), **asdict(settings)}
 
 
 def evaluate(cfg: EvalConfig) -> dict:
     device = resolve_device(cfg.device)
     model, tokenizer = load_model(cfg.checkpoint, device)
     dataset = SpeechDataset(read_manifest(cfg.manifest), tokenizer, model.dims.sample_rate)
-    hypotheses = transcribe_dataset(model, dataset, tokenizer, device, cfg.batch_size, progress=True)
+    decoder, settings = make_decoder(cfg, tokenizer)
+    decode_seconds = 0.0
+
+    def timed_decoder(log_probs: torch.Tensor, frames: torch.Tensor) -> list[str]:
+        nonlocal decode_seconds
+        start = time.perf_counter()
+        texts = decoder(log_probs, frames)
+        decode_seconds += time.perf_counter() - start
+        return texts
+
+    start = time.perf_counter()
+    hypotheses = transcribe_dataset(model, dataset, timed_decoder, device, cfg.batch_size, progress=True)
+    seconds, audio_seconds = time.perf_counter() - start, sum(dataset.durations)
     summary = {
         **error_rates(dataset.texts, hypotheses),
         "num_utterances": len(dataset),
         "num_words": sum(len(text.split()) for text in dataset.texts),
+        **settings,
+        "rtf": seconds / audio_seconds,
+        "decoder_rtf": decode_seconds / audio_seconds,
+        "threads": torch.get_num_threads(),
         "checkpoint": str(cfg.checkpoint),
         "manifest": str(cfg.manifest),
     }
@@ -129,8 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_cli(EvalConfig, sys.argv[1:] if argv is None else argv)
     summary = evaluate(cfg)
     print(
-        f"WER {summary['wer']:.2%}  CER {summary['cer']:.2%}  on {summary['num_utterances']} utterances"
-        f"  -> {cfg.output}"
+        f"WER {summary['wer']:.2%}  CER {summary['cer']:.2%}  on {summary['num_utterances']} utterances,"
+        f" {summary['decoder']} decoding, RTF {summary['rtf']:.4f}  -> {cfg.output}"
     )
 
 

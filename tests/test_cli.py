@@ -94,3 +94,83 @@ def test_train_config_errors_come_from_hydra(tmp_path):
     assert bad_device.returncode != 0 and "tpu" in bad_device.stderr
     job = cli("asr-train", "--cfg", "job", "model=ds2")
     assert job.returncode == 0 and "rnn_hidden: 1024" in job.stdout
+
+
+def test_align_writes_ctm_measures_against_espeak_times_and_plots(trained, tiny_corpus, tmp_path):
+    ctm = tmp_path / "test.ctm"
+    inputs = [
+        f"manifest={tiny_corpus}/manifests/test.jsonl",
+        f"reference={tiny_corpus}/alignments/test.jsonl",
+    ]
+    result = cli("asr-align", f"checkpoint={trained}/checkpoints/best.pt", f"output={ctm}", *inputs, "--plot")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "test.json").read_text())
+    rows = [line.split() for line in ctm.read_text().splitlines()]
+    texts = [
+        json.loads(line)["text"]
+        for line in (tiny_corpus / "manifests" / "test.jsonl").read_text().splitlines()
+    ]
+    assert [row[4] for row in rows] == " ".join(texts).lower().split(), (
+        "every word of every transcript, in order"
+    )
+    assert all(float(row[2]) >= 0 and float(row[3]) >= 0 for row in rows)
+    assert (
+        0.8 * len(rows) < summary["words_compared"] <= len(rows)
+        and summary["start_error_p90_ms"] >= summary["start_error_median_ms"]
+    )
+    assert len(list((tmp_path / "test.plots").glob("*.png"))) == 4
+
+
+def test_transcribe_timestamps_as_json_and_srt(trained, tiny_corpus, tmp_path):
+    source = sorted(tiny_corpus.glob("test/*/*/*.flac"))[0]
+    result = cli(
+        "asr-transcribe",
+        f"{trained}/checkpoints/best.pt",
+        str(source),
+        "--timestamps",
+        "--srt",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert " ".join(w["word"] for w in row["words"]) == " ".join(row["text"].split())
+    assert all(0 <= w["start"] <= w["end"] for w in row["words"])
+    subtitles = (tmp_path / f"{source.stem}.srt").read_text()
+    assert (subtitles.count("-->") >= 1) == bool(row["words"])
+
+
+def test_beam_search_decoders_and_lm_tuning(trained, tiny_corpus, tmp_path):
+    checkpoint, test = f"{trained}/checkpoints/best.pt", f"manifest={tiny_corpus}/manifests/test.jsonl"
+    lm = tmp_path / "lm.arpa"
+    assert cli("asr-build-lm", f"text={tiny_corpus}/manifests/train.jsonl", f"output={lm}").returncode == 0
+    beam = cli("asr-eval", f"checkpoint={checkpoint}", test, "decoder=beam", f"output={tmp_path}/beam.json")
+    assert beam.returncode == 0, beam.stderr
+    no_lm = cli("asr-eval", f"checkpoint={checkpoint}", test, "decoder=beam_lm", f"output={tmp_path}/x.json")
+    assert no_lm.returncode == 2 and "decoder=beam_lm needs lm=PATH" in no_lm.stderr
+    tune = cli("asr-tune-lm", f"checkpoint={checkpoint}", f"manifest={tiny_corpus}/manifests/dev.jsonl",
+               f"lm={lm}", "lm_weights=[0.5,1.0]", "word_scores=[0.0]")  # fmt: skip
+    assert tune.returncode == 0, tune.stderr
+    tuned = json.loads((trained / "checkpoints" / "best.lm.json").read_text())
+    assert len(tuned["grid"]) == 2 and tuned["lm_weight"] in (0.5, 1.0)
+    with_lm = cli(
+        "asr-eval", f"checkpoint={checkpoint}", test, "decoder=beam_lm", f"output={tmp_path}/lm.json"
+    )
+    assert with_lm.returncode == 0, with_lm.stderr
+    summary = json.loads((tmp_path / "lm.json").read_text())
+    assert summary["lm_weight"] == tuned["lm_weight"] and summary["rtf"] > summary["decoder_rtf"] > 0
+    vocabulary = set(lm.read_text().split())
+    hypotheses = [
+        json.loads(line)["hyp"] for line in (tmp_path / "lm.utterances.jsonl").read_text().splitlines()
+    ]
+    assert all(word in vocabulary for hyp in hypotheses for word in hyp.split()), (
+        "beam_lm spells LM words only"
+    )
+
+
+def test_average_and_validate_commands(trained, tiny_corpus, tmp_path):
+    averaged = cli("asr-average", f"run={trained}", f"output={tmp_path}/avg.pt")
+    assert averaged.returncode == 0, averaged.stderr
+    assert "averaged" in averaged.stdout and (tmp_path / "avg.pt").is_file()
+    assert cli("asr-average", f"output={tmp_path}/x.pt").returncode == 2
+    valid = cli("asr-validate", f"manifest={tiny_corpus}/manifests/dev.jsonl")
+    assert valid.returncode == 0 and "4 of 4 utterances good" in valid.stdout

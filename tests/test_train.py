@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from asr.ctc import register_backend
 from asr.errors import UserError
+from asr.text import tokenizer_from_dict
 from asr.train.checkpoint import load_checkpoint
 from asr.train.cli import CONFIG_DIR
 from asr.train.config import register_schema
@@ -200,3 +201,17 @@ def test_resume_modes_protect_existing_work(tiny_corpus, tmp_path):
         run(train_config(tiny_corpus, "trainer.max_steps=2", "model.rnn_hidden=16"), tmp_path)
     with pytest.raises(UserError, match="trainer.accumulate_grad_batches=0: must be positive"):
         run(train_config(tiny_corpus, "trainer.accumulate_grad_batches=0"), tmp_path / "bad")
+
+
+def test_bpe_tokenizer_is_learnt_saved_and_reused_on_resume(tiny_corpus, tmp_path):
+    run(
+        train_config(tiny_corpus, "tokenizer=bpe", "tokenizer.vocab_size=60", "trainer.max_steps=2"), tmp_path
+    )
+    model_file = (tmp_path / "tokenizer.model").read_bytes()
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert checkpoint["tokenizer"] == {"type": "sentencepiece", "model": model_file}
+    assert checkpoint["model_dims"]["vocab_size"] == len(tokenizer_from_dict(checkpoint["tokenizer"]))
+    run(
+        train_config(tiny_corpus, "tokenizer=bpe", "tokenizer.vocab_size=60", "trainer.max_steps=3"), tmp_path
+    )
+    assert sorted(losses(tmp_path)) == [1, 2, 3] and (tmp_path / "tokenizer.model").read_bytes() == model_file

@@ -1,8 +1,16 @@
-"""CTC decoding."""
+"""CTC decoding: greedy, and beam search with an optional n-gram language model."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
+
+from asr.errors import UserError
+from asr.text import Tokenizer
 
 
 def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[list[int]]:
@@ -16,3 +24,95 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0
         path = torch.unique_consecutive(path[:length])
         hypotheses.append(path[path != blank].tolist())
     return hypotheses
+
+
+class GreedyDecoder:
+    """Log-probs ``(batch, time, vocab)`` and frame counts to texts, by ``greedy_decode``."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        return [self.tokenizer.decode(ids) for ids in greedy_decode(log_probs, lengths, self.tokenizer.blank)]
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    beam_size: int = 50
+    beam_threshold: float = 25.0
+    """Hypotheses scoring this far below the best are pruned."""
+    lm_weight: float = 1.0
+    """alpha: weight of the language model's log-probability."""
+    word_score: float = 0.0
+    """beta: bonus added for every word (balances the LM's preference for short outputs)."""
+
+
+class BeamSearchDecoder:
+    """CTC prefix beam search by flashlight-text through torchaudio's ``ctc_decoder``.
+
+    Without ``lm``: lexicon-free search over tokens. With an ARPA (or KenLM binary) ``lm``: words
+    are spelled from the LM's vocabulary (the lexicon) and scored by the n-gram model (shallow
+    fusion: ``log p_ctc + lm_weight * log p_lm + word_score * words``).
+    """
+
+    def __init__(self, tokenizer: Tokenizer, lm: str | os.PathLike | None, settings: BeamSettings) -> None:
+        from torchaudio.models.decoder import ctc_decoder
+
+        self.tokenizer = tokenizer
+        self.lexicon_dir = tempfile.TemporaryDirectory(prefix="asr-lexicon-")
+        tokens, boundary = decoder_tokens(tokenizer)
+        lexicon = None
+        if lm is not None:
+            lexicon = str(write_lexicon(lm, tokenizer, Path(self.lexicon_dir.name) / "lexicon.txt"))
+        self.decoder = ctc_decoder(
+            lexicon=lexicon, tokens=tokens, lm=None if lm is None else str(lm), beam_size=settings.beam_size,
+            beam_threshold=settings.beam_threshold, lm_weight=settings.lm_weight,
+            word_score=settings.word_score, blank_token=tokens[tokenizer.blank], sil_token=boundary,
+        )  # fmt: skip
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        results = self.decoder(log_probs.detach().float().cpu().contiguous(), lengths.cpu().to(torch.int32))
+        return [" ".join(self.tokenizer.decode(best[0].tokens.tolist()).split()) for best in results]
+
+
+WORD_BOUNDARY = "|"
+
+
+def decoder_tokens(tokenizer: Tokenizer) -> tuple[list[str], str]:
+    """flashlight's token list and its word-boundary ("silence") token: ``|`` in place of the
+    space character; subword pieces mark word starts themselves, so their ``<unk>`` stands in."""
+    if " " in tokenizer.tokens:
+        return [WORD_BOUNDARY if token == " " else token for token in tokenizer.tokens], WORD_BOUNDARY
+    return list(tokenizer.tokens), tokenizer.unknown_token
+
+
+def spell(tokenizer: Tokenizer, word: str) -> list[str]:
+    """A lexicon entry's tokens: characters then ``|``, or the word's subword pieces."""
+    pieces = [tokenizer.tokens[i] for i in tokenizer.encode(word)]
+    return [*pieces, WORD_BOUNDARY] if " " in tokenizer.tokens else pieces
+
+
+def write_lexicon(lm: str | os.PathLike, tokenizer: Tokenizer, path: Path) -> Path:
+    """Spell every word of an ARPA model's unigrams with ``tokenizer``'s tokens (flashlight's
+    lexicon format: ``word t o k e n s |``); words it cannot spell are left out."""
+    lm = Path(lm)
+    if not lm.is_file():
+        raise UserError(f"{lm}: no such language model")
+    lines = []
+    with open(lm, encoding="utf-8", errors="replace") as arpa:
+        in_unigrams = False
+        for line in arpa:
+            if line.startswith("\\"):
+                in_unigrams = line.strip() == "\\1-grams:"
+                continue
+            fields = line.split()
+            if not in_unigrams or len(fields) < 2 or fields[1] in ("<s>", "</s>", "<unk>"):
+                continue
+            try:
+                lines.append(f"{fields[1]} {' '.join(spell(tokenizer, fields[1]))}\n")
+            except ValueError:
+                continue
+    if not lines:
+        raise UserError(f"{lm}: no unigrams the tokenizer can spell (is it an ARPA file?)")
+    path.write_text("".join(lines), encoding="utf-8")
+    return path

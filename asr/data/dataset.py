@@ -11,7 +11,7 @@ from asr.audio import load_audio
 from asr.augment import WaveformAugment
 from asr.data.manifest import Utterance
 from asr.errors import UserError
-from asr.text import CharTokenizer, UnknownCharacterError, normalize_text
+from asr.text import Tokenizer, UnknownCharacterError, normalize_text
 
 
 class SpeechDataset(torch.utils.data.Dataset):
@@ -19,7 +19,7 @@ class SpeechDataset(torch.utils.data.Dataset):
     character the tokenizer lacks stops the run before training, naming the manifest line."""
 
     def __init__(
-        self, utterances: list[Utterance], tokenizer: CharTokenizer, sample_rate: int,
+        self, utterances: list[Utterance], tokenizer: Tokenizer, sample_rate: int,
         augment: WaveformAugment | None = None, seed: int = 0,
     ) -> None:  # fmt: skip
         self.utterances = utterances

@@ -18,7 +18,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _RATE, _PITCH = 1, 3
-_EVENT_WORD = 1
+_EVENT_LIST_TERMINATED, _EVENT_WORD = 0, 1
 
 
 class _Event(ctypes.Structure):
@@ -80,22 +80,37 @@ class Synthesizer:
     def _collect(self, wav, num_samples, events) -> int:
         if num_samples > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
+        i = 0
+        while events[i].type != _EVENT_LIST_TERMINATED:
+            if events[i].type == _EVENT_WORD:  # text_position counts characters from 1
+                event = events[i]
+                self._words.append((event.text_position - 1, event.length, event.sample))
+            i += 1
         return 0
 
     def synthesize(self, text: str, voice: Voice) -> np.ndarray:
         """Speak ``text`` with ``voice``; returns int16 samples at ``self.sample_rate``."""
+        return self.synthesize_words(text, voice)[0]
+
+    def synthesize_words(self, text: str, voice: Voice) -> tuple[np.ndarray, list[tuple[str, float]] | None]:
+        """Speak ``text``; returns the samples and, per word, ``(word, start in seconds)`` where
+        espeak-ng began speaking it (None from the ``espeak-ng`` program, which does not say)."""
         if self._lib is None:
-            return self._synthesize_cli(text, voice)
+            return self._synthesize_cli(text, voice), None
         if self._lib.espeak_SetVoiceByName(voice.espeak_name.encode()) != 0:
             raise UserError(f"espeak-ng has no voice {voice.espeak_name!r}")
         self._lib.espeak_SetParameter(_RATE, voice.rate, 0)
         self._lib.espeak_SetParameter(_PITCH, voice.pitch, 0)
         encoded = text.encode() + b"\0"
-        self._chunks = []
+        self._chunks, self._words = [], []
         status = self._lib.espeak_Synth(encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         if status != 0:
             raise RuntimeError(f"espeak-ng failed (status {status}) on {text!r}")
-        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        words = [
+            (text[start : start + length], sample / self.sample_rate) for start, length, sample in self._words
+        ]
+        return samples, words
 
     @staticmethod
     def _synthesize_cli(text: str, voice: Voice) -> np.ndarray:

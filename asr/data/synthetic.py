@@ -2,7 +2,8 @@
 
 A speaker is an espeak-ng English voice with a voice variant, speaking rate and pitch; each of
 its utterances varies rate and pitch a little around the speaker's own, as a person does. Train,
-dev and test splits have disjoint speakers, so the test WER measures unseen voices. The corpus is
+dev and test splits have disjoint speakers, so the test WER measures unseen voices. espeak-ng says
+where each word starts, so ``alignments/<split>.jsonl`` holds true word times. The corpus is
 deterministic in its seed; a finished corpus (``corpus.json`` present with the same parameters)
 is not written again.
 """
@@ -26,7 +27,7 @@ from asr.data.espeak import Synthesizer, Voice
 from asr.data.librispeech import write_split_manifest
 from asr.data.sentences import SentenceGenerator
 from asr.errors import UserError, exit_on_user_error
-from asr.fileio import write_json, write_text
+from asr.fileio import write_json, write_jsonl, write_text
 
 LANGUAGE_VOICES = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
                    "en-029", "en-us-nyc"]  # fmt: skip
@@ -35,6 +36,8 @@ VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f
             "benjamin", "david", "ed", "edward", "grandpa", "ian", "john", "linda", "max", "michael",
             "paul", "quincy", "rob", "robert", "steph", "travis"]  # fmt: skip
 SPLITS = ("train", "dev", "test")
+LAYOUT = 2
+"""Version of what a corpus folder holds; 2 added ``alignments/<split>.jsonl`` (word start times)."""
 
 
 @dataclass
@@ -81,26 +84,32 @@ class _Speaker:
     """(text, voice with this utterance's rate and pitch)"""
 
 
-def _synthesize_speaker(speaker: _Speaker) -> int:
-    """Write one speaker's chapter (audio and ``.trans.txt``); returns the number of utterances."""
+def _synthesize_speaker(speaker: _Speaker) -> list[dict]:
+    """Write one speaker's chapter (audio and ``.trans.txt``); returns each utterance's word start
+    times (``{"id", "words": [[word, seconds], ...]}``, words None without the espeak library)."""
     synthesizer = Synthesizer()
     chapter = speaker.id * 10
     folder = speaker.split_dir / str(speaker.id) / str(chapter)
-    lines = []
+    lines, alignments = [], []
     for index, (text, voice) in enumerate(speaker.utterances):
-        samples = synthesizer.synthesize(text, voice).astype(np.float32) / 32768.0
-        samples = soxr.resample(samples, synthesizer.sample_rate, speaker.sample_rate)
+        samples, words = synthesizer.synthesize_words(text, voice)
+        samples = soxr.resample(
+            samples.astype(np.float32) / 32768.0, synthesizer.sample_rate, speaker.sample_rate
+        )
         utt_id = f"{speaker.id}-{chapter}-{index:04d}"
         save_audio(folder / f"{utt_id}.flac", samples, speaker.sample_rate)
         lines.append(f"{utt_id} {text.upper()}\n")
+        alignments.append(
+            {"id": utt_id, "words": words and [[word, round(start, 4)] for word, start in words]}
+        )
     write_text(folder / f"{speaker.id}-{chapter}.trans.txt", "".join(lines))
-    return len(lines)
+    return alignments
 
 
 def generate_corpus(root: Path, spec: CorpusSpec) -> None:
     """Write the corpus under ``root`` and its manifests under ``root/manifests/<split>.jsonl``."""
     marker = root / "corpus.json"
-    if marker.is_file() and json.loads(marker.read_text()) == asdict(spec):
+    if marker.is_file() and json.loads(marker.read_text()) == {**asdict(spec), "layout": LAYOUT}:
         return
     sentences = SentenceGenerator(spec.seed)
     prosody = random.Random(spec.seed + 1)
@@ -120,17 +129,20 @@ def generate_corpus(root: Path, spec: CorpusSpec) -> None:
     # and the cores share the work. Fork, not spawn: a spawned worker re-imports the caller's main
     # module, torch included, which made synthesis five times slower.
     total = sum(len(s.utterances) for s in speakers)
+    alignments: dict[str, list[dict]] = {split: [] for split in SPLITS}
     pool = multiprocessing.get_context("fork").Pool(processes=os.cpu_count() or 1, maxtasksperchild=1)
     with pool, tqdm(total=total, desc=f"synthesising {root}", unit="utt") as bar:
-        for count in pool.imap_unordered(_synthesize_speaker, speakers):
-            bar.update(count)
+        for speaker, rows in zip(speakers, pool.imap(_synthesize_speaker, speakers), strict=True):
+            alignments[speaker.split] += rows
+            bar.update(len(rows))
     speaker_lines = [
         f"{s.id}|{s.split}|{s.voice.espeak_name}|{s.voice.rate}|{s.voice.pitch}\n" for s in speakers
     ]
     write_text(root / "SPEAKERS.TXT", "ID|SPLIT|VOICE|RATE|PITCH\n" + "".join(speaker_lines))
     for split in SPLITS:
         write_split_manifest(root / split, root / "manifests" / f"{split}.jsonl")
-    write_json(marker, asdict(spec))
+        write_jsonl(root / "alignments" / f"{split}.jsonl", alignments[split])
+    write_json(marker, {**asdict(spec), "layout": LAYOUT})
 
 
 @exit_on_user_error

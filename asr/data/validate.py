@@ -27,7 +27,7 @@ from tqdm import tqdm
 from asr.audio import AudioError, load_audio
 from asr.data.manifest import Utterance, read_manifest, write_manifest
 from asr.errors import UserError, exit_on_user_error
-from asr.text import CharTokenizer, UnknownCharacterError, normalize_text
+from asr.text import CharTokenizer, Tokenizer, UnknownCharacterError, normalize_text
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def ctc_frames_needed(ids: list[int]) -> int:
 
 
 def check_utterance(
-    index: int, utt: Utterance, tokenizer: CharTokenizer, sample_rate: int,
+    index: int, utt: Utterance, tokenizer: Tokenizer, sample_rate: int,
     output_frames: Callable[[int], int] | None,
 ) -> Problem | None:  # fmt: skip
     """The first problem of one utterance, or None. ``output_frames(samples)``: the model's frames;
@@ -88,7 +88,7 @@ def check_utterance(
 
 
 def find_problems(
-    utterances: list[Utterance], tokenizer: CharTokenizer, model: torch.nn.Module, *,
+    utterances: list[Utterance], tokenizer: Tokenizer, model: torch.nn.Module, *,
     check_length: bool = True, progress: bool = True, desc: str = "validating",
 ) -> list[Problem]:  # fmt: skip
     """Check every utterance (4 threads: decoding releases the GIL); problems in manifest order."""
@@ -146,7 +146,7 @@ class ValidateConfig:
     """Write the good utterances to this manifest."""
 
 
-def model_for(cfg: ValidateConfig) -> tuple[torch.nn.Module, CharTokenizer]:
+def model_for(cfg: ValidateConfig) -> tuple[torch.nn.Module, Tokenizer]:
     from asr.models import DeepSpeech2, ModelDims
     from asr.train.checkpoint import load_model
     from asr.train.cli import CONFIG_DIR

@@ -15,7 +15,7 @@ import torch
 from asr.errors import UserError
 from asr.fileio import atomic_path
 from asr.models import DeepSpeech2, ModelDims
-from asr.text import CharTokenizer
+from asr.text import Tokenizer, tokenizer_from_dict
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
@@ -33,17 +33,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
 
 
-def model_payload(model: DeepSpeech2, tokenizer: CharTokenizer) -> dict:
+def model_payload(model: DeepSpeech2, tokenizer: Tokenizer) -> dict:
     return {"model_dims": asdict(model.dims), "model": model.state_dict(), "tokenizer": tokenizer.to_dict()}
 
 
-def load_model(path: str | os.PathLike, device: torch.device) -> tuple[DeepSpeech2, CharTokenizer]:
+def load_model(path: str | os.PathLike, device: torch.device) -> tuple[DeepSpeech2, Tokenizer]:
     """The model (in eval mode, on ``device``) and tokenizer of a checkpoint; no config needed."""
     checkpoint = load_checkpoint(path)
     try:
         model = DeepSpeech2(ModelDims(**checkpoint["model_dims"]))
         model.load_state_dict(checkpoint["model"])
-        tokenizer = CharTokenizer.from_dict(checkpoint["tokenizer"])
+        tokenizer = tokenizer_from_dict(checkpoint["tokenizer"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise UserError(f"{path}: checkpoint does not hold a usable model ({error})") from None
     return model.to(device).eval(), tokenizer

@@ -65,6 +65,20 @@ class AugmentConfig:
     time_width: float = 0.05
 
 
+class TokenizerKind(str, Enum):
+    char = "char"
+    bpe = "bpe"
+    unigram = "unigram"
+
+
+@dataclass
+class TokenizerConfig:
+    type: TokenizerKind = TokenizerKind.char
+    vocab_size: int = 256
+    """Subword pieces (bpe, unigram): learnt by SentencePiece from the training transcripts when
+    training starts, kept as ``<run dir>/tokenizer.model`` and in every checkpoint."""
+
+
 @dataclass
 class CTCConfig:
     backend: str = "native"
@@ -122,6 +136,7 @@ class TrainerConfig:
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelDims = field(default_factory=ModelDims)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     ctc: CTCConfig = field(default_factory=CTCConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from asr.augment import SpecAugment, WaveformAugment
 from asr.ctc import get_backend
+from asr.ctc.decoding import GreedyDecoder
 from asr.data.dataset import Batch, SpeechDataset, collate
 from asr.data.manifest import Utterance, read_manifest
 from asr.data.sampler import BucketBatchSampler
@@ -31,11 +32,13 @@ from asr.data.synthetic import CorpusSpec, generate_corpus
 from asr.data.validate import find_problems, screen
 from asr.errors import UserError
 from asr.evaluate import error_rates, transcribe_dataset
+from asr.fileio import atomic_path
 from asr.models import DeepSpeech2, ModelDims
 from asr.runtime import Precision, autocast
-from asr.text import CharTokenizer
+from asr.text import CharTokenizer, SentencePieceTokenizer, Tokenizer, normalize_text
 from asr.train import distributed
 from asr.train.checkpoint import average_checkpoints, load_checkpoint, model_payload, save_checkpoint
+from asr.train.config import TokenizerKind
 from asr.train.distributed import World
 from asr.train.metrics import MetricsLogger
 
@@ -72,7 +75,30 @@ def prepare_data(cfg: DictConfig) -> None:
         generate_corpus(Path(synthetic.root), spec)
 
 
-def checked_utterances(cfg: DictConfig, model: DeepSpeech2, tokenizer: CharTokenizer, world: World):
+def build_tokenizer(cfg: DictConfig, run_dir: Path, world: World) -> Tokenizer:
+    """Characters, or SentencePiece pieces learnt from the training transcripts by rank 0 (once:
+    ``<run dir>/tokenizer.model`` is reused when the run resumes)."""
+    kind = cfg.tokenizer.type
+    if kind == TokenizerKind.char:
+        return CharTokenizer()
+    path = run_dir / "tokenizer.model"
+    if world.is_main and not path.is_file():
+        texts = [normalize_text(utt.text) for utt in read_manifest(cfg.data.train_manifest)]
+        model = SentencePieceTokenizer.train(texts, cfg.tokenizer.vocab_size, kind.value).model
+        with atomic_path(path) as temp:
+            temp.write_bytes(model)
+        log.info(
+            "learnt %d %s pieces from %d transcripts -> %s",
+            cfg.tokenizer.vocab_size,
+            kind.value,
+            len(texts),
+            path,
+        )
+    distributed.broadcast(None)  # the others wait for the file
+    return SentencePieceTokenizer(path.read_bytes())
+
+
+def checked_utterances(cfg: DictConfig, model: DeepSpeech2, tokenizer: Tokenizer, world: World):
     """Train and dev utterances after ``asr-validate``'s checks (rank 0 checks, every rank applies
     ``data.on_bad_sample``, so all stop or skip together). Dev data needs no CTC path."""
     skip = cfg.data.on_bad_sample == "skip"
@@ -142,7 +168,7 @@ class Trainer:
     run_dir: Path
     world: World
     device: torch.device
-    tokenizer: CharTokenizer
+    tokenizer: Tokenizer
     model: DeepSpeech2
     forward: nn.Module
     """``TrainingForward``, wrapped in DDP when there are several ranks."""
@@ -199,7 +225,7 @@ class Trainer:
         checkpoints kept, early stopping decided; then every rank saves (``save``)."""
         if self.world.is_main:
             step, dev = self.state.step, self.dev_set
-            hypotheses = transcribe_dataset(self.model, dev, self.tokenizer, self.device)
+            hypotheses = transcribe_dataset(self.model, dev, GreedyDecoder(self.tokenizer), self.device)
             rates = error_rates(dev.texts, hypotheses)
             self.logger.scalars(step, {"dev/wer": rates["wer"], "dev/cer": rates["cer"]})
             for i in range(min(self.cfg.trainer.num_examples, len(dev))):
@@ -281,7 +307,7 @@ class Trainer:
         payload = average_checkpoints(files)
         model = DeepSpeech2(self.model.dims).to(self.device)
         model.load_state_dict(payload["model"])
-        hypotheses = transcribe_dataset(model, self.dev_set, self.tokenizer, self.device)
+        hypotheses = transcribe_dataset(model, self.dev_set, GreedyDecoder(self.tokenizer), self.device)
         wer = error_rates(self.dev_set.texts, hypotheses)["wer"]
         save_checkpoint(self.checkpoint_dir / "averaged.pt", {**payload, "dev_wer": wer})
         self.logger.scalars(self.state.step, {"dev/wer_averaged": wer})
@@ -307,7 +333,7 @@ def resume_from(cfg: DictConfig, run_dir: Path) -> Path | None:
 POSITIVE_KEYS = (
     "data.batch_size data.max_batch_seconds trainer.accumulate_grad_batches trainer.keep_best "
     "trainer.max_bad_steps trainer.max_epochs trainer.max_steps trainer.eval_every_steps "
-    "trainer.save_every_steps trainer.early_stopping_patience"
+    "trainer.save_every_steps trainer.early_stopping_patience tokenizer.vocab_size"
 ).split()
 
 
@@ -338,7 +364,7 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
     distributed.broadcast(None)  # the others wait for the corpus
 
     # Data and model.
-    tokenizer = CharTokenizer()
+    tokenizer = build_tokenizer(cfg, run_dir, world)
     dims = ModelDims(**{**OmegaConf.to_container(cfg.model), "vocab_size": len(tokenizer)})
     model = DeepSpeech2(dims).to(device)
     torch.manual_seed(cfg.trainer.seed + world.rank)  # masks and dropout differ between ranks

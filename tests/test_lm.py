@@ -1,0 +1,116 @@
+"""The n-gram estimator, ARPA output, and beam search with and without the LM."""
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from asr.ctc.decoding import BeamSearchDecoder, BeamSettings, GreedyDecoder, write_lexicon
+from asr.lm.ngram import EOS, UNK, discounts, estimate
+from asr.text import CharTokenizer
+
+_rng = random.Random(0)
+SUBJECTS, VERBS, OBJECTS = ["the cat", "a dog", "my friend", "the old man"], ["sees", "likes", "chased"], [
+    "the ball", "a bird", "her hat", "the red car"]  # fmt: skip
+SENTENCES = [
+    f"{_rng.choice(SUBJECTS)} {_rng.choice(VERBS)} {_rng.choice(OBJECTS)}".split() for _ in range(400)
+]
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_every_context_is_a_probability_distribution(order):
+    model = estimate(SENTENCES, order)
+    vocabulary = [*model.vocabulary, EOS, UNK]
+    contexts = [(), ("<s>",), ("the",), ("<s>", "the"), ("the", "cat"), ("cat", "sees", "the"), ("zebra",),
+                ("the", "zebra"), ("zebra", "sees")]  # fmt: skip
+    for context in contexts:
+        total = sum(10 ** model.log10_prob(word, context) for word in vocabulary)
+        assert total == pytest.approx(1.0, abs=1e-9), context
+
+
+def test_seen_continuations_beat_unseen_and_context_helps():
+    model = estimate(SENTENCES, 3)
+    assert model.log10_prob("cat", ("<s>", "the")) > model.log10_prob("bird", ("<s>", "the"))
+    assert model.log10_prob("ball", ("chased", "the")) > model.log10_prob("ball", ())
+    assert model.log10_prob("zebra", ("the",)) == model.log10_prob(UNK, ("the",))
+
+    def perplexity(m, sentences):
+        logs = [m.log10_prob(w, tuple(["<s>", *s][max(0, i - 2) : i + 1])) for s in sentences
+                for i, w in enumerate([*s, EOS])]  # fmt: skip
+        return 10 ** (-sum(logs) / len(logs))
+
+    held_out = [s.split() for s in ("the cat likes a bird", "my friend chased the red car")]
+    assert perplexity(model, held_out) < perplexity(estimate(SENTENCES, 1), held_out) / 2
+
+
+def test_discounts_follow_the_count_of_counts():
+    counts = [1] * 100 + [2] * 40 + [3] * 20 + [4] * 10
+    y = 100 / (100 + 2 * 40)
+    assert discounts(counts) == pytest.approx(
+        (1 - 2 * y * 40 / 100, 2 - 3 * y * 20 / 40, 3 - 4 * y * 10 / 20)
+    )
+    assert discounts([1, 1, 2]) == (0.5, 1.0, 1.5)  # too few counts: the fallback
+
+
+@pytest.fixture(scope="module")
+def arpa(tmp_path_factory) -> Path:
+    text = tmp_path_factory.mktemp("lm") / "text.txt"
+    text.write_text("\n".join(" ".join(s) for s in SENTENCES) + "\n")
+    path = text.with_name("3gram.arpa")
+    result = subprocess.run([Path(sys.executable).parent / "asr-build-lm", f"text={text}", f"output={path}"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def test_arpa_file_round_trips_through_the_header_counts(arpa):
+    lines = arpa.read_text().splitlines()
+    declared = {
+        int(line.split("=")[0].split()[1]): int(line.split("=")[1])
+        for line in lines
+        if line.startswith("ngram ")
+    }
+    sections, current = {}, None
+    for line in lines:
+        if line.endswith("-grams:"):
+            current = int(line[1])
+            sections[current] = 0
+        elif current and line.strip() and not line.startswith("\\"):
+            sections[current] += 1
+    assert declared == sections and lines[-1] == "\\end\\"
+
+
+def emissions_for(text: str, tokenizer: CharTokenizer, noise: float, seed: int) -> torch.Tensor:
+    """Log-probs that spell ``text`` with 3 frames a token, blurred with noise."""
+    generator = torch.Generator().manual_seed(seed)
+    frames = []
+    for token in tokenizer.encode(text):
+        for hot in (token, token, tokenizer.blank):
+            logits = torch.randn(len(tokenizer), generator=generator) * noise
+            logits[hot] += 4.0
+            frames.append(logits)
+    return torch.stack(frames).log_softmax(-1)
+
+
+def test_beam_search_with_the_lm_repairs_what_the_acoustics_blur(arpa):
+    tokenizer = CharTokenizer()
+    truths = [" ".join(s) for s in SENTENCES[:20]]
+    emissions = [emissions_for(text, tokenizer, noise=1.6, seed=i) for i, text in enumerate(truths)]
+    lengths = torch.tensor([len(e) for e in emissions])
+    batch = torch.nn.utils.rnn.pad_sequence(emissions, batch_first=True)
+    greedy = GreedyDecoder(tokenizer)(batch, lengths)
+    beam = BeamSearchDecoder(tokenizer, None, BeamSettings())(batch, lengths)
+    with_lm = BeamSearchDecoder(tokenizer, arpa, BeamSettings(lm_weight=1.0, word_score=1.0))(batch, lengths)
+    errors = {name: sum(h != t for h, t in zip(hyps, truths, strict=True))
+              for name, hyps in (("greedy", greedy), ("beam", beam), ("lm", with_lm))}  # fmt: skip
+    assert errors["greedy"] > 5, "the test needs blurred emissions"
+    assert errors["lm"] < errors["greedy"] / 3 and errors["beam"] <= errors["greedy"]
+
+
+def test_lexicon_spells_the_lm_vocabulary(arpa, tmp_path):
+    lexicon = write_lexicon(arpa, CharTokenizer(), tmp_path / "lexicon.txt").read_text().splitlines()
+    assert "cat c a t |" in lexicon and len(lexicon) == len({w for s in SENTENCES for w in s})
+    assert not any(line.split()[0] in ("<s>", "</s>", "<unk>") for line in lexicon)
