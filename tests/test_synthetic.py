@@ -1,8 +1,13 @@
 import hashlib
+import json
+import multiprocessing
+import time
+from dataclasses import replace
 
+from asr.data.espeak import Voice
 from asr.data.manifest import read_manifest
 from asr.data.sentences import SentenceGenerator, vocabulary
-from asr.data.synthetic import CorpusSpec, assign_voices, generate_corpus
+from asr.data.synthetic import CorpusSpec, _Speaker, _synthesize_speaker, assign_voices, generate_corpus
 from asr.text import CharTokenizer, normalize_text
 from tests.conftest import TINY
 
@@ -45,9 +50,35 @@ def test_corpus_layout_and_determinism(tiny_corpus, tmp_path):
     assert len(train) == 12 and all(utt.duration > 0.5 for utt in train)
 
     again = tmp_path / "again"
-    generate_corpus(again, TINY)
+    generate_corpus(again, replace(TINY, dev_speakers=2, utterances_per_speaker=2))
+    generate_corpus(again, TINY)  # other parameters: nothing of the first corpus may remain
     assert tree_digest(again) == tree_digest(tiny_corpus)
+    assert len(read_manifest(again / "manifests" / "dev.jsonl")) == 4
+
+
+def test_corpus_carries_espeak_word_start_times(tiny_corpus):
+    utterances = read_manifest(tiny_corpus / "manifests" / "test.jsonl")
+    rows = [json.loads(line) for line in (tiny_corpus / "alignments" / "test.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == [utt.audio_filepath.stem for utt in utterances]
+    for utt, row in zip(utterances, rows, strict=True):
+        words, starts = [w for w, _ in row["words"]], [t for _, t in row["words"]]
+        assert set(words) <= set(normalize_text(utt.text).split()) and len(words) >= len(utt.text.split()) - 2
+        assert starts == sorted(starts) and starts[0] >= 0 and starts[-1] < utt.duration
 
 
 def tree_digest(root) -> str:
     return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(root.glob("*/*/*/*")))).hexdigest()
+
+
+def test_breathy_voices_are_reproducible(tmp_path):
+    # "+f2" is a breathy variant: espeak-ng draws noise for it, from a clock-seeded generator
+    # unless the synthesiser seeds it.
+    speaker = _Speaker(1000, "train", Voice("en", "f2", 178, 41), tmp_path / "train", 16000,
+                       [("the breathy voice is here", Voice("en", "f2", 178, 41))])  # fmt: skip
+    audio = []
+    for _ in range(2):
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            pool.apply(_synthesize_speaker, (speaker,))
+        audio.append((tmp_path / "train" / "1000" / "10000" / "1000-10000-0000.flac").read_bytes())
+        time.sleep(1.1)  # another second on the clock
+    assert audio[0] == audio[1]

@@ -56,7 +56,9 @@ class Voice:
 class Synthesizer:
     """Turns text into 16-bit mono speech at ``self.sample_rate`` with espeak-ng."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
+        """``seed``: espeak-ng's noise generator (breathy voices), which it otherwise seeds from
+        the clock, so the same text gives the same audio."""
         self._lib = None
         try:
             import espeakng_loader
@@ -74,6 +76,7 @@ class Synthesizer:
         if self.sample_rate <= 0:
             raise UserError(f"espeak-ng failed to initialise with data at {data_path.decode()}")
         self._chunks: list[np.ndarray] = []
+        self._lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
         self._callback = _CALLBACK(self._collect)  # kept alive as long as the library may call it
         self._lib.espeak_SetSynthCallback(self._callback)
 

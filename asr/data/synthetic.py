@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -36,8 +37,9 @@ VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f
             "benjamin", "david", "ed", "edward", "grandpa", "ian", "john", "linda", "max", "michael",
             "paul", "quincy", "rob", "robert", "steph", "travis"]  # fmt: skip
 SPLITS = ("train", "dev", "test")
-LAYOUT = 2
-"""Version of what a corpus folder holds; 2 added ``alignments/<split>.jsonl`` (word start times)."""
+LAYOUT = 3
+"""Version of what a corpus folder holds; 2 added ``alignments/<split>.jsonl`` (word start times),
+3 seeded espeak-ng's noise generator (breathy voices were not reproducible)."""
 
 
 @dataclass
@@ -87,7 +89,7 @@ class _Speaker:
 def _synthesize_speaker(speaker: _Speaker) -> list[dict]:
     """Write one speaker's chapter (audio and ``.trans.txt``); returns each utterance's word start
     times (``{"id", "words": [[word, seconds], ...]}``, words None without the espeak library)."""
-    synthesizer = Synthesizer()
+    synthesizer = Synthesizer(seed=speaker.id)
     chapter = speaker.id * 10
     folder = speaker.split_dir / str(speaker.id) / str(chapter)
     lines, alignments = [], []
@@ -111,6 +113,9 @@ def generate_corpus(root: Path, spec: CorpusSpec) -> None:
     marker = root / "corpus.json"
     if marker.is_file() and json.loads(marker.read_text()) == {**asdict(spec), "layout": LAYOUT}:
         return
+    marker.unlink(missing_ok=True)
+    for split in SPLITS:  # a corpus of other parameters: its speakers must not linger in the manifests
+        shutil.rmtree(root / split, ignore_errors=True)
     sentences = SentenceGenerator(spec.seed)
     prosody = random.Random(spec.seed + 1)
     speakers = []
