@@ -4,9 +4,11 @@
         output=runs/demo/test.ctm [reference=data/synthetic/alignments/test.jsonl] [--plot]
 
 The Viterbi path through the CTC topology of a transcript (``torchaudio.functional.forced_align``)
-gives every token a span of output frames; a word runs from the first frame of its first token
-to the last frame of its last. Output frame ``t`` is centred on ``t * seconds_per_frame`` (the
-STFT is centred and every conv is padded "same"), so that is the time it stands for.
+gives every token a span of output frames. A word starts where the model emits the word boundary
+before it (the space token; its first character comes about 70 ms after the true onset on the
+built-in corpus's dev set, the space about 20 ms) and ends with the last frame of its last token.
+Output frame ``t`` is centred on ``t * seconds_per_frame`` (the STFT is centred and every conv is
+padded "same"), so it covers from half a frame before that to half a frame after.
 """
 
 from __future__ import annotations
@@ -69,18 +71,27 @@ def align_words(
     )
     spans = AF.merge_tokens(path[0], torch.zeros(len(path[0])))
     words: list[list[tuple[int, AF.TokenSpan]]] = [[]]
+    boundaries: list[AF.TokenSpan | None] = [None]
     for token, span in zip(ids, spans, strict=True):
-        if token == space or (space is None and tokenizer.tokens[token].startswith(WORD_START)):
-            words.append([])  # characters: a space ends the word; subwords: a marked piece starts one
-        if token != space:
-            words[-1].append((token, span))
+        if token == space:  # characters: a space ends the word, and marks where the next begins
+            words.append([])
+            boundaries.append(span)
+            continue
+        if space is None and tokenizer.tokens[token].startswith(WORD_START) and words[-1]:
+            words.append([])  # subwords: a marked piece starts a word
+            boundaries.append(None)
+        words[-1].append((token, span))
+
+    def seconds(frame: int) -> float:  # frame t spans [t - 1/2, t + 1/2) frames
+        return round(max(0.0, (frame - 0.5) * frame_seconds), 3)
+
     return [
         WordTime(
             tokenizer.decode([token for token, _ in word]).strip(),
-            round(word[0][1].start * frame_seconds, 3),
-            round(word[-1][1].end * frame_seconds, 3),
+            seconds(boundary.start if boundary is not None else word[0][1].start),
+            seconds(word[-1][1].end),
         )  # fmt: skip
-        for word in words
+        for word, boundary in zip(words, boundaries, strict=True)
         if word
     ]
 

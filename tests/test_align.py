@@ -10,8 +10,10 @@ def test_words_start_at_their_first_token_frame():
     log_probs = emissions_for("the cat", tokenizer, noise=0.1, seed=0)  # 3 frames a token
     words = align_words(log_probs, tokenizer.encode(" the cat "), tokenizer, frame_seconds=0.04)
     assert [w.word for w in words] == ["the", "cat"]
-    assert words[0].start == 0.0 and words[0].end == round(8 * 0.04, 3)  # "e" fills frames 6 and 7
-    assert words[1].start == round(12 * 0.04, 3) and words[1].end == round(20 * 0.04, 3)
+    # frames: t t _ h h _ e e _ |space| |space| _ c c _ a a _ t t _; frame k spans (k +- 0.5) * 40 ms
+    assert words[0].start == 0.0 and words[0].end == round(7.5 * 0.04, 3)  # "e" ends with frame 7
+    assert words[1].start == round(8.5 * 0.04, 3), "a word starts with the boundary token before it"
+    assert words[1].end == round(19.5 * 0.04, 3)
 
 
 def test_a_transcript_longer_than_the_audio_has_no_alignment():

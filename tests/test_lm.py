@@ -114,3 +114,21 @@ def test_lexicon_spells_the_lm_vocabulary(arpa, tmp_path):
     lexicon = write_lexicon(arpa, CharTokenizer(), tmp_path / "lexicon.txt").read_text().splitlines()
     assert "cat c a t |" in lexicon and len(lexicon) == len({w for s in SENTENCES for w in s})
     assert not any(line.split()[0] in ("<s>", "</s>", "<unk>") for line in lexicon)
+
+
+def test_subword_tokens_decode_with_the_lm_and_align_to_words(arpa):
+    from asr.align import align_words
+    from asr.text import SentencePieceTokenizer
+
+    tokenizer = SentencePieceTokenizer.train([" ".join(s) for s in SENTENCES], vocab_size=40)
+    truths = [" ".join(s) for s in SENTENCES[:10]]
+    emissions = [emissions_for(text, tokenizer, noise=1.6, seed=i) for i, text in enumerate(truths)]
+    lengths = torch.tensor([len(e) for e in emissions])
+    batch = torch.nn.utils.rnn.pad_sequence(emissions, batch_first=True)
+    greedy = GreedyDecoder(tokenizer)(batch, lengths)
+    with_lm = BeamSearchDecoder(tokenizer, arpa, BeamSettings(lm_weight=2.0, word_score=0.0))(batch, lengths)
+    assert sum(h != t for h, t in zip(greedy, truths, strict=True)) > 3
+    assert sum(h != t for h, t in zip(with_lm, truths, strict=True)) <= 2
+    words = align_words(emissions[0], tokenizer.encode(truths[0]), tokenizer, frame_seconds=0.04)
+    assert [w.word for w in words] == truths[0].split()
+    assert all(a.end <= b.start for a, b in zip(words, words[1:], strict=False))

@@ -61,17 +61,20 @@ class BeamSearchDecoder:
         self.tokenizer = tokenizer
         self.lexicon_dir = tempfile.TemporaryDirectory(prefix="asr-lexicon-")
         tokens, boundary = decoder_tokens(tokenizer)
-        lexicon = None
+        self.lexicon = None
         if lm is not None:
-            lexicon = str(write_lexicon(lm, tokenizer, Path(self.lexicon_dir.name) / "lexicon.txt"))
+            self.lexicon = str(write_lexicon(lm, tokenizer, Path(self.lexicon_dir.name) / "lexicon.txt"))
         self.decoder = ctc_decoder(
-            lexicon=lexicon, tokens=tokens, lm=None if lm is None else str(lm), beam_size=settings.beam_size,
-            beam_threshold=settings.beam_threshold, lm_weight=settings.lm_weight,
-            word_score=settings.word_score, blank_token=tokens[tokenizer.blank], sil_token=boundary,
+            lexicon=self.lexicon, tokens=tokens, lm=None if lm is None else str(lm),
+            beam_size=settings.beam_size, beam_threshold=settings.beam_threshold,
+            lm_weight=settings.lm_weight, word_score=settings.word_score,
+            blank_token=tokens[tokenizer.blank], sil_token=boundary,
         )  # fmt: skip
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         results = self.decoder(log_probs.detach().float().cpu().contiguous(), lengths.cpu().to(torch.int32))
+        if self.lexicon:
+            return [" ".join(best[0].words) for best in results]
         return [" ".join(self.tokenizer.decode(best[0].tokens.tolist()).split()) for best in results]
 
 
