@@ -168,7 +168,7 @@ class AlignConfig:
     checkpoint: str = MISSING
     manifest: str = MISSING
     output: str = MISSING
-    """CTM file; a summary (and the boundary errors, with ``reference``) goes to ``<stem>.json``."""
+    """CTM file; a summary (and the boundary errors, with ``reference``) goes to ``<stem>.alignment.json``."""
     reference: str | None = None
     """True word start times (the built-in corpus's ``alignments/<split>.jsonl``) to measure against."""
     plot: bool = False
@@ -201,7 +201,7 @@ def align(cfg: AlignConfig) -> dict:
     }  # fmt: skip
     if cfg.reference is not None:
         summary |= compare(ids, aligned, cfg.reference)
-    write_json(output.with_suffix(".json"), summary)
+    write_json(output.with_name(f"{output.stem}.alignment.json"), summary)
     if cfg.plot:
         for i in range(min(cfg.plot_limit, len(dataset))):
             if aligned[i]:

@@ -104,7 +104,7 @@ def test_align_writes_ctm_measures_against_espeak_times_and_plots(trained, tiny_
     ]
     result = cli("asr-align", f"checkpoint={trained}/checkpoints/best.pt", f"output={ctm}", *inputs, "--plot")
     assert result.returncode == 0, result.stderr
-    summary = json.loads((tmp_path / "test.json").read_text())
+    summary = json.loads((tmp_path / "test.alignment.json").read_text())
     rows = [line.split() for line in ctm.read_text().splitlines()]
     texts = [
         json.loads(line)["text"]

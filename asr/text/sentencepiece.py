@@ -7,13 +7,13 @@ from collections.abc import Iterable, Sequence
 
 import sentencepiece
 
-from asr.text.tokenizer import BLANK, UnknownCharacterError
+from asr.text.tokenizer import BLANK, BaseTokenizer
 
 WORD_START = "\u2581"
 """SentencePiece's mark at the start of every word-initial piece."""
 
 
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(BaseTokenizer):
     """Same interface as ``CharTokenizer``: id 0 is the CTC blank, SentencePiece's ids follow
     shifted by one. A character never seen in training is an error, as for characters."""
 
@@ -22,7 +22,7 @@ class SentencePieceTokenizer:
         self.processor = sentencepiece.SentencePieceProcessor(model_proto=model)
         size = self.processor.get_piece_size()
         pieces = [self.processor.id_to_piece(i) for i in range(size)]
-        self.tokens: list[str] = [BLANK, *pieces]
+        self.tokens = [BLANK, *pieces]
         ordinary = [
             p
             for i, p in enumerate(pieces)
@@ -42,17 +42,8 @@ class SentencePieceTokenizer:
         )  # fmt: skip
         return cls(model.getvalue())
 
-    @property
-    def blank(self) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
     def encode(self, text: str) -> list[int]:
-        unknown = sorted(set(text) - self.characters)
-        if unknown:
-            raise UnknownCharacterError(f"characters not in the vocabulary: {''.join(unknown)!r}")
+        self.check_characters(text)
         return [i + 1 for i in self.processor.encode(text)]
 
     def decode(self, ids: Sequence[int]) -> str:

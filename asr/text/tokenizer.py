@@ -12,24 +12,33 @@ class UnknownCharacterError(ValueError):
     """The text holds a character that has no token."""
 
 
-class CharTokenizer:
-    """Maps normalised text to token ids and back; ``id 0`` is the CTC blank."""
+class BaseTokenizer:
+    """What every tokenizer has: ``tokens`` with the CTC blank at id 0, and the ``characters`` it
+    can spell; text with any other character is refused, not silently changed."""
 
-    def __init__(self, characters: Sequence[str] = (" ", *string.ascii_lowercase, "'")) -> None:
-        self.tokens: list[str] = [BLANK, *characters]
-        self._ids = {token: index for index, token in enumerate(self.tokens)}
-
-    @property
-    def blank(self) -> int:
-        return 0
+    blank = 0
+    tokens: list[str]
+    characters: set[str]
 
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def encode(self, text: str) -> list[int]:
-        unknown = sorted({ch for ch in text if ch not in self._ids})
+    def check_characters(self, text: str) -> None:
+        unknown = sorted(set(text) - self.characters)
         if unknown:
             raise UnknownCharacterError(f"characters not in the vocabulary: {''.join(unknown)!r}")
+
+
+class CharTokenizer(BaseTokenizer):
+    """Maps normalised text to token ids and back, a character each."""
+
+    def __init__(self, characters: Sequence[str] = (" ", *string.ascii_lowercase, "'")) -> None:
+        self.tokens = [BLANK, *characters]
+        self.characters = set(characters)
+        self._ids = {token: index for index, token in enumerate(self.tokens)}
+
+    def encode(self, text: str) -> list[int]:
+        self.check_characters(text)
         return [self._ids[ch] for ch in text]
 
     def decode(self, ids: Sequence[int]) -> str:
