@@ -25,10 +25,10 @@ from asr.data.dataset import SpeechDataset, collate
 from asr.data.manifest import read_manifest
 from asr.errors import UserError, exit_on_user_error
 from asr.fileio import write_json, write_jsonl
+from asr.inference import load_recognizer
 from asr.models import DeepSpeech2
 from asr.runtime import Device, resolve_device
 from asr.text import Tokenizer
-from asr.train.checkpoint import load_model
 
 
 def sorted_batches(durations: list[float], batch_size: int) -> list[list[int]]:
@@ -108,6 +108,7 @@ class DecoderKind(str, Enum):
 @dataclass
 class EvalConfig:
     checkpoint: str = MISSING
+    """A checkpoint, or an ``asr-export`` artifact (``.onnx``, ``.ts``)."""
     manifest: str = MISSING
     output: str = MISSING
     """Summary JSON; per-utterance results go beside it as ``<stem>.utterances.jsonl``."""
@@ -122,6 +123,8 @@ class EvalConfig:
     beam_threshold: float = 25.0
     batch_size: int = 16
     device: Device = Device.auto
+    threads: int | None = None
+    """CPU threads for torch and onnxruntime; None: their defaults."""
 
 
 def tuned_lm_path(checkpoint: str | Path) -> Path:
@@ -152,7 +155,9 @@ def make_decoder(cfg: EvalConfig, tokenizer: Tokenizer) -> tuple[Decoder, dict]:
 
 def evaluate(cfg: EvalConfig) -> dict:
     device = resolve_device(cfg.device)
-    model, tokenizer = load_model(cfg.checkpoint, device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    model, tokenizer = load_recognizer(cfg.checkpoint, device, cfg.threads)
     dataset = SpeechDataset(read_manifest(cfg.manifest), tokenizer, model.dims.sample_rate)
     decoder, settings = make_decoder(cfg, tokenizer)
     decode_seconds = 0.0

@@ -21,10 +21,10 @@ from asr.ctc.decoding import GreedyDecoder
 from asr.errors import exit_on_user_error
 from asr.evaluate import batched_log_probs
 from asr.fileio import write_text
+from asr.inference import load_recognizer
 from asr.models import DeepSpeech2
 from asr.runtime import Device, resolve_device
 from asr.text import Tokenizer
-from asr.train.checkpoint import load_model
 
 
 def transcribe_files(
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", choices=[d.value for d in Device], default="auto")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    model, tokenizer = load_model(args.checkpoint, device)
+    model, tokenizer = load_recognizer(args.checkpoint, device)
     timestamps = args.timestamps or args.srt is not None
     for result in transcribe_files(model, tokenizer, args.audio, device, timestamps=timestamps):
         if args.srt is not None:

@@ -174,3 +174,76 @@ def test_average_and_validate_commands(trained, tiny_corpus, tmp_path):
     assert cli("asr-average", f"output={tmp_path}/x.pt").returncode == 2
     valid = cli("asr-validate", f"manifest={tiny_corpus}/manifests/dev.jsonl")
     assert valid.returncode == 0 and "4 of 4 utterances good" in valid.stdout
+
+
+@pytest.fixture(scope="module")
+def artifacts(trained) -> dict[str, Path]:
+    checkpoint = trained / "checkpoints" / "best.pt"
+    paths = {
+        "onnx": trained / "model.onnx",
+        "int8": trained / "model.int8.onnx",
+        "torchscript": trained / "model.ts",
+    }
+    for name, path in paths.items():
+        fmt, quantize = ("onnx", "int8") if name == "int8" else (name, "none")
+        result = cli(
+            "asr-export",
+            f"checkpoint={checkpoint}",
+            f"format={fmt}",
+            f"quantize={quantize}",
+            f"output={path}",
+        )
+        assert result.returncode == 0, result.stderr
+    return paths
+
+
+def test_exported_models_match_the_checkpoint(trained, tiny_corpus, artifacts):
+    import torch
+
+    from asr.inference import load_recognizer
+
+    eager, tokenizer = load_recognizer(trained / "checkpoints" / "best.pt", torch.device("cpu"))
+    files = sorted(tiny_corpus.glob("*/*/*/*.flac"))[:6]
+    audio = [torch.from_numpy(load_audio(path, 16000)) for path in files]
+    batch = torch.nn.utils.rnn.pad_sequence(audio, batch_first=True)
+    lengths = torch.tensor([len(a) for a in audio])
+    assert len(set(lengths.tolist())) == 6, "utterances of several lengths"
+    with torch.no_grad():
+        expected, expected_frames = eager(batch, lengths)
+    for name in ("onnx", "torchscript"):
+        model, exported_tokenizer = load_recognizer(artifacts[name], torch.device("cpu"))
+        log_probs, frames = model(batch, lengths)
+        assert torch.equal(frames, expected_frames) and exported_tokenizer.tokens == tokenizer.tokens
+        for i, n in enumerate(frames.tolist()):
+            torch.testing.assert_close(log_probs[i, :n], expected[i, :n], atol=1e-4, rtol=0)
+    plain = cli("asr-transcribe", f"{trained}/checkpoints/best.pt", *map(str, files))
+    for name, path in artifacts.items():
+        exported = cli("asr-transcribe", str(path), *map(str, files))
+        assert exported.returncode == 0, exported.stderr
+        if name != "int8":
+            assert exported.stdout == plain.stdout, f"{name}: the same greedy transcripts"
+
+
+def test_onnx_artifact_runs_on_onnxruntime_alone(trained, tiny_corpus, artifacts):
+    source = sorted(tiny_corpus.glob("test/*/*/*.flac"))[0]
+    script = Path(__file__).parents[1] / "scripts" / "onnx_transcribe.py"
+    no_torch = "import sys; sys.modules['torch'] = None; sys.modules['asr'] = None; sys.argv = sys.argv[1:]; "
+    no_torch += f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')"
+    result = subprocess.run([sys.executable, "-c", no_torch, "x", str(artifacts["onnx"]), str(source)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plain = cli("asr-transcribe", f"{trained}/checkpoints/best.pt", str(source))
+    assert result.stdout == plain.stdout
+
+
+def test_export_errors_are_one_line(trained, tmp_path):
+    checkpoint = f"checkpoint={trained}/checkpoints/best.pt"
+    bad = cli("asr-export", checkpoint, "format=torchscript", "quantize=int8", f"output={tmp_path}/m.ts")
+    assert bad.returncode == 2 and "quantize=int8 is for format=onnx" in bad.stderr
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    junk = cli("asr-transcribe", str(tmp_path / "junk.onnx"), "x.wav")
+    assert (
+        junk.returncode == 2
+        and "not a readable onnx artifact" in junk.stderr
+        and "Traceback" not in junk.stderr
+    )

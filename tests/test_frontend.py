@@ -22,7 +22,10 @@ def test_log_mel_matches_librosa():
         pad_mode="constant", power=2.0,
     )  # fmt: skip
     ours = F.log_mel_spectrogram(
-        torch.from_numpy(audio)[None], torch.hann_window(400), F.mel_filterbank(16000, 512, 80), 160
+        torch.from_numpy(audio)[None],
+        F.dft_basis(512, torch.hann_window(400)),
+        F.mel_filterbank(16000, 512, 80),
+        160,
     )[0]
     np.testing.assert_allclose(ours.numpy(), np.log(reference.T + 1e-6), atol=1e-3, rtol=1e-4)
 
@@ -69,3 +72,14 @@ def test_padding_does_not_change_an_utterances_output():
         alone, alone_lengths = model(short[None], torch.tensor([3000]))
     assert lengths[0] == alone_lengths[0]
     torch.testing.assert_close(batched[0, : lengths[0]], alone[0], atol=1e-4, rtol=1e-4)
+
+
+def test_dft_basis_conv_equals_torch_stft():
+    audio = torch.randn(3, 9000) * 0.2
+    basis = F.dft_basis(512, torch.hann_window(400))
+    padded = torch.nn.functional.pad(audio, (256, 256))
+    ours = torch.nn.functional.conv1d(padded.unsqueeze(1), basis, stride=160)
+    spectrum = torch.stft(audio, 512, 160, 400, torch.hann_window(400), center=True, pad_mode="constant",
+                          return_complex=True)  # fmt: skip
+    torch.testing.assert_close(ours[:, :257], spectrum.real, atol=2e-4, rtol=1e-4)
+    torch.testing.assert_close(ours[:, 257:], spectrum.imag, atol=2e-4, rtol=1e-4)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torchaudio
 
@@ -19,16 +21,32 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0
     )  # fmt: skip
 
 
+def dft_basis(n_fft: int, window: torch.Tensor) -> torch.Tensor:
+    """Windowed real-DFT kernels ``(2 * (n_fft // 2 + 1), 1, n_fft)``: cosines then sines.
+
+    A strided conv1d with them is the STFT in plain real arithmetic, which exports to ONNX and
+    TorchScript as it is (``torch.stft`` returns complex numbers, which the ONNX exporter cannot
+    take). A window shorter than ``n_fft`` is centred, as ``torch.stft`` does.
+    """
+    pad = (n_fft - window.shape[0]) // 2
+    window = torch.nn.functional.pad(window, (pad, n_fft - window.shape[0] - pad))
+    n = torch.arange(n_fft, dtype=torch.float64)
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+    angle = 2 * math.pi * k * n / n_fft
+    basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window.double()
+    return basis.float().unsqueeze(1)
+
+
 def log_mel_spectrogram(
-    waveform: torch.Tensor, window: torch.Tensor, filterbank: torch.Tensor, hop_length: int, eps: float = 1e-6
+    waveform: torch.Tensor, basis: torch.Tensor, filterbank: torch.Tensor, hop_length: int, eps: float = 1e-6
 ) -> torch.Tensor:
-    """``(batch, samples)`` audio to ``(batch, frames, n_mels)`` natural-log mel power."""
-    n_fft = (filterbank.shape[0] - 1) * 2
-    spectrum = torch.stft(
-        waveform, n_fft=n_fft, hop_length=hop_length, win_length=window.shape[0], window=window,
-        center=True, pad_mode="constant", return_complex=True,
-    )  # fmt: skip
-    power = spectrum.real.square() + spectrum.imag.square()  # (batch, freq, frames)
+    """``(batch, samples)`` audio to ``(batch, frames, n_mels)`` natural-log mel power of a centred,
+    zero-padded STFT (``basis`` from ``dft_basis``)."""
+    n_fft = basis.shape[-1]
+    padded = torch.nn.functional.pad(waveform, (n_fft // 2, n_fft // 2))
+    spectrum = torch.nn.functional.conv1d(padded.unsqueeze(1), basis, stride=hop_length)
+    real, imaginary = spectrum.chunk(2, dim=1)  # (batch, freq, frames) each
+    power = real.square() + imaginary.square()
     return torch.log(power.transpose(1, 2) @ filterbank + eps)
 
 

@@ -1,4 +1,4 @@
-"""Frontend modules: hold the STFT window and mel filterbank as buffers, call ``functional``."""
+"""Frontend modules: hold the DFT kernels and mel filterbank as buffers, call ``functional``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ class LogMelFrontend(nn.Module):
     def __init__(self, sample_rate: int, n_fft: int, win_length: int, hop_length: int, n_mels: int) -> None:
         super().__init__()
         self.hop_length = hop_length
-        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
+        self.register_buffer("basis", F.dft_basis(n_fft, torch.hann_window(win_length)), persistent=False)
         self.register_buffer("filterbank", F.mel_filterbank(sample_rate, n_fft, n_mels), persistent=False)
 
     def output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
@@ -23,6 +23,6 @@ class LogMelFrontend(nn.Module):
     def forward(
         self, waveform: torch.Tensor, sample_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        features = F.log_mel_spectrogram(waveform, self.window, self.filterbank, self.hop_length)
+        features = F.log_mel_spectrogram(waveform, self.basis, self.filterbank, self.hop_length)
         lengths = self.output_lengths(sample_lengths)
         return F.normalize_per_utterance(features, lengths), lengths
