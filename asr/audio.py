@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,40 @@ def save_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -
     """Write mono ``samples`` (float in [-1, 1]) atomically; the format follows the suffix."""
     with atomic_path(path) as temp:
         soundfile.write(temp, samples, sample_rate)
+
+
+def audio_info(path: str | os.PathLike) -> tuple[float, int]:
+    """Duration in seconds and sample rate, from the file's header."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "no such audio file", "missing")
+    try:
+        info = soundfile.info(path)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
+        raise AudioError(path, f"cannot read audio ({error})", "unreadable") from None
+    return info.frames / info.samplerate, info.samplerate
+
+
+def stream_audio(
+    path: str | os.PathLike, sample_rate: int, block_seconds: float = 10.0
+) -> Iterator[np.ndarray]:
+    """``path`` as consecutive mono float32 blocks at ``sample_rate``, read (and resampled) a block
+    at a time: memory stays bounded however long the file."""
+    path = Path(path)
+    audio_info(path)  # a missing or unreadable file: the usual one-line error
+    with soundfile.SoundFile(path) as sound:
+        resampler = (
+            None if sound.samplerate == sample_rate else soxr.ResampleStream(sound.samplerate, sample_rate, 1)
+        )
+        while True:
+            block = sound.read(round(block_seconds * sound.samplerate), dtype="float32", always_2d=True)
+            last = len(block) < round(block_seconds * sound.samplerate)
+            mono = block.mean(axis=1)
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono, last=last)
+            if not np.isfinite(mono).all():
+                raise AudioError(path, "audio contains NaN or infinite samples", "non-finite")
+            if len(mono):
+                yield np.ascontiguousarray(mono, dtype=np.float32)
+            if last:
+                return

@@ -1,0 +1,62 @@
+"""Long files in overlapping chunks: every frame once, the same as one pass where that is exact."""
+
+import numpy as np
+import soundfile
+import torch
+from torch import nn
+
+from asr.audio import load_audio
+from asr.models import ModelDims
+from asr.text import CharTokenizer
+from asr.transcribe import chunked_log_probs, transcribe_files
+
+RATE = 16000
+
+
+class LocalModel(nn.Module):
+    """A stand-in whose frame t depends only on the audio within 20 ms of t * 40 ms, the frame
+    rate of the small model: chunked and whole-file outputs must then agree exactly."""
+
+    dims = ModelDims(hop_length=160, conv_strides=[[2, 2], [2, 2]])
+
+    def forward(self, audio: torch.Tensor, lengths: torch.Tensor):
+        frames = lengths // 640 + 1
+        padded = nn.functional.pad(audio, (320, 640))
+        windows = padded.unfold(1, 640, 640)[:, : int(frames.max())]  # (batch, frames, 640)
+        energy = windows.abs().sum(-1)
+        tokens = torch.where(energy > 40, 1 + (energy * 7).long() % 27, 0)
+        return nn.functional.one_hot(tokens, 29).float().clamp(min=1e-4).log(), frames
+
+
+def long_file(tmp_path, seconds: float):
+    rng = np.random.default_rng(0)
+    envelope = np.repeat(rng.uniform(0, 1, int(seconds * 25)), 640)[: int(seconds * RATE)]
+    audio = (rng.standard_normal(len(envelope)) * envelope * 0.3).astype(np.float32)
+    path = tmp_path / "long.wav"
+    soundfile.write(path, audio, RATE)
+    return path, audio
+
+
+def test_chunks_give_every_frame_once_and_exactly(tmp_path):
+    path, _ = long_file(tmp_path, 47.3)
+    audio = load_audio(path, RATE)  # as written: 16-bit
+    model = LocalModel()
+    whole, frames = model(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
+    for chunk, overlap in ((5.0, 1.0), (12.0, 4.0), (30.0, 4.0)):
+        chunked = chunked_log_probs(model, str(path), torch.device("cpu"), chunk, overlap)
+        assert chunked.shape[0] == int(frames[0])
+        torch.testing.assert_close(chunked, whole[0, : int(frames[0])])
+
+
+def test_long_files_transcribe_with_word_times_in_order(tmp_path):
+    path, audio = long_file(tmp_path, 20.0)
+    tokenizer = CharTokenizer()
+    [chunked] = transcribe_files(
+        LocalModel(), tokenizer, [str(path)], torch.device("cpu"), timestamps=True, chunk_seconds=6
+    )
+    [whole] = transcribe_files(
+        LocalModel(), tokenizer, [str(path)], torch.device("cpu"), timestamps=True, chunk_seconds=60
+    )
+    assert chunked["text"] == whole["text"] and len(chunked["text"].split()) > 10
+    starts = [word["start"] for word in chunked["words"]]
+    assert starts == sorted(starts) and starts[-1] < 20.0 and chunked["words"] == whole["words"]
