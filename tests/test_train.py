@@ -107,7 +107,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tiny_co
     ddp = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                "-m", "asr.train", *overrides(tiny_corpus, *common), f"hydra.run.dir={ddp}"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    loopback = {**os.environ, "GLOO_SOCKET_IFNAME": "lo"}  # not the hostname, which may not resolve
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=loopback)
     assert result.returncode == 0, result.stderr[-3000:]
     assert losses(ddp) == pytest.approx(losses(single), rel=1e-5) and len(losses(ddp)) == 4
     expected, got = parameters(single), parameters(ddp)
