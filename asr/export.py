@@ -74,8 +74,9 @@ def example_inputs(model: DeepSpeech2) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def export_torchscript(model: DeepSpeech2, meta: dict, output: Path) -> None:
-    traced = torch.jit.trace(model, example_inputs(model), check_trace=False)
-    with atomic_path(output) as temp:
+    with warnings.catch_warnings(), atomic_path(output) as temp:
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still supported
+        traced = torch.jit.trace(model, example_inputs(model), check_trace=False)
         torch.jit.save(traced, str(temp), _extra_files={"asr.json": json.dumps(meta)})
 
 
