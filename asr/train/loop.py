@@ -426,7 +426,7 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
     # The loop: stop at max_epochs / max_steps, when the wall-clock budget is spent (decided by
     # all ranks together) or by early stopping; evaluate and save at the end of every epoch (or
     # every eval_every_steps) and when stopping, save last.pt every save_every_steps.
-    started = time.monotonic()
+    started, first_step = time.monotonic(), state.step
     budget = math.inf if cfg.trainer.max_time_minutes is None else 60 * cfg.trainer.max_time_minutes
     max_steps = math.inf if cfg.trainer.max_steps is None else cfg.trainer.max_steps
     bar = tqdm(
@@ -496,7 +496,8 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
     bar.close()
     if state.early_stopped:
         log.info("early stopping: dev WER has not improved for %d evaluations", state.evals_since_best)
-    trainer.average()
+    if state.step > first_step:  # a rerun of a finished run changes nothing
+        trainer.average()
     if world.is_main:
         trainer.logger.close()
     log.info(
