@@ -44,3 +44,12 @@ def reference_losses_and_grad(logits: torch.Tensor, targets, lengths, blank: int
     )
     (grad,) = torch.autograd.grad(subset.sum(), logits)
     return losses, grad
+
+
+def random_case(problem, seed: int, scale: float = 1.0):
+    """Random logits ``(frames, batch, vocab)`` for a ``ctc_problems`` draw, the reference losses and
+    gradient, and which utterances are feasible."""
+    frames, vocab, blank, targets, lengths = problem
+    logits = scale * torch.randn(frames, len(targets), vocab, generator=torch.Generator().manual_seed(seed))
+    reference, reference_grad = reference_losses_and_grad(logits, targets, lengths, blank)
+    return logits, reference, reference_grad, torch.isfinite(reference)
