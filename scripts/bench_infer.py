@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from asr.audio import load_audio
 from asr.ctc.decoding import GreedyDecoder
@@ -24,10 +23,10 @@ from asr.data.manifest import read_manifest
 from asr.data.synthetic import CorpusSpec, generate_corpus
 from asr.export import ExportConfig, export
 from asr.inference import load_recognizer
-from asr.models import DeepSpeech2, ModelDims
+from asr.models import DeepSpeech2
 from asr.text import CharTokenizer
 from asr.train.checkpoint import model_payload, save_checkpoint
-from asr.train.cli import CONFIG_DIR
+from asr.train.config import model_dims
 
 
 def main() -> None:
@@ -44,10 +43,11 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-infer-"))
     checkpoint = args.checkpoint
     if checkpoint is None:
-        small = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR) / "model" / "small.yaml"))
         torch.manual_seed(0)
         checkpoint = folder / "small.pt"
-        save_checkpoint(checkpoint, model_payload(DeepSpeech2(ModelDims(**small)), CharTokenizer()))
+        save_checkpoint(
+            checkpoint, model_payload(DeepSpeech2(model_dims("small", len(CharTokenizer()))), CharTokenizer())
+        )
     paths = {"eager": Path(checkpoint)}
     variants = [("torchscript", "torchscript", "none", ".ts"), ("onnx", "onnx", "none", ".onnx"),
                 ("onnx int8", "onnx", "int8", ".onnx")]  # fmt: skip

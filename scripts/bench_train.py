@@ -20,17 +20,16 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from asr.ctc import get_backend
 from asr.data.dataset import SpeechDataset, collate
 from asr.data.manifest import read_manifest
 from asr.data.sampler import BucketBatchSampler
 from asr.data.synthetic import CorpusSpec, generate_corpus
-from asr.models import DeepSpeech2, ModelDims
+from asr.models import DeepSpeech2
 from asr.runtime import autocast
 from asr.text import CharTokenizer
-from asr.train.cli import CONFIG_DIR
+from asr.train.config import model_dims
 
 
 def padding_fraction(batches: list[list[int]], durations: list[float]) -> float:
@@ -57,14 +56,14 @@ def main() -> None:
         "bucketed": BucketBatchSampler(durations, batch_size=args.batch),
         "dynamic": BucketBatchSampler(durations, max_batch_seconds=args.batch * mean),
     }
-    small = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR) / "model" / "small.yaml"))
+    small = model_dims("small", len(tokenizer))
     torch.manual_seed(0)
-    initial = DeepSpeech2(ModelDims(**small, vocab_size=len(tokenizer))).state_dict()
+    initial = DeepSpeech2(small).state_dict()
     loss_fn = get_backend("native")
 
     def train(batches: list[list[int]]) -> tuple[float, float]:
         """Seconds and audio seconds of training on ``batches`` (after one warm-up batch)."""
-        model = DeepSpeech2(ModelDims(**small, vocab_size=len(tokenizer))).to(device)
+        model = DeepSpeech2(small).to(device)
         model.load_state_dict(initial)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         elapsed = audio = 0.0

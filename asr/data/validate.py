@@ -17,11 +17,10 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 from tqdm import tqdm
 
 from asr.audio import AudioError, load_audio
@@ -147,20 +146,14 @@ class ValidateConfig:
 
 
 def model_for(cfg: ValidateConfig) -> tuple[torch.nn.Module, Tokenizer]:
-    from asr.models import DeepSpeech2, ModelDims
+    from asr.models import DeepSpeech2
     from asr.train.checkpoint import load_model
-    from asr.train.cli import CONFIG_DIR
+    from asr.train.config import model_dims
 
     if cfg.checkpoint is not None:
         return load_model(cfg.checkpoint, torch.device("cpu"))
-    path = Path(CONFIG_DIR) / "model" / f"{cfg.model}.yaml"
-    if not path.is_file():
-        choices = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml")))
-        raise UserError(f"model={cfg.model}: no such model config (choose from {choices})")
     tokenizer = CharTokenizer()
-    dims = OmegaConf.merge(OmegaConf.structured(ModelDims), OmegaConf.load(path))
-    dims.vocab_size = len(tokenizer)
-    return DeepSpeech2(ModelDims(**OmegaConf.to_container(dims))), tokenizer
+    return DeepSpeech2(model_dims(cfg.model, len(tokenizer))), tokenizer
 
 
 @exit_on_user_error

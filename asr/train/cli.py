@@ -11,9 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from asr.errors import UserError
-from asr.train.config import register_schema
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+from asr.train.config import CONFIG_DIR, register_schema
 
 
 def _train(cfg: DictConfig) -> None:

@@ -7,13 +7,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from asr.data.synthetic import CorpusSpec
+from asr.errors import UserError
 from asr.models import ModelDims
 from asr.runtime import Device, Precision
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+
+
+def model_dims(name: str, vocab_size: int) -> ModelDims:
+    """The dims of ``configs/model/<name>.yaml`` (over ``ModelDims``' defaults) for ``vocab_size`` tokens."""
+    path = Path(CONFIG_DIR) / "model" / f"{name}.yaml"
+    if not path.is_file():
+        choices = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml")))
+        raise UserError(f"model={name}: no such model config (choose from {choices})")
+    dims = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(ModelDims), OmegaConf.load(path)))
+    return ModelDims(**{**dims, "vocab_size": vocab_size})
 
 
 @dataclass
