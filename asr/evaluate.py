@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
@@ -68,8 +68,16 @@ def transcripts(
     load: Callable[[int], torch.Tensor], batch_size: int = 16, progress: bool = False,
 ) -> list[str]:  # fmt: skip
     """Transcripts of utterances ``0 .. len(lengths) - 1``, in that order (see ``batched_log_probs``)."""
-    texts = [""] * len(lengths)
-    for indices, log_probs, frames in batched_log_probs(model, device, lengths, load, batch_size, progress):
+    batches = batched_log_probs(model, device, lengths, load, batch_size, progress)
+    return decode_batches(batches, decode, len(lengths))
+
+
+def decode_batches(
+    batches: Iterable[tuple[list[int], torch.Tensor, torch.Tensor]], decode: Decoder, count: int
+) -> list[str]:
+    """Texts of utterances ``0 .. count - 1`` from ``(indices, log_probs, frames)`` batches."""
+    texts = [""] * count
+    for indices, log_probs, frames in batches:
         for i, text in zip(indices, decode(log_probs, frames), strict=True):
             texts[i] = text
     return texts

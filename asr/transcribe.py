@@ -49,7 +49,7 @@ def transcribe_files(
 
     results: list[dict] = [{} for _ in paths]
     long = [i for i, path in enumerate(paths) if audio_info(path)[0] > chunk_seconds]
-    short = [i for i in range(len(paths)) if i not in set(long)]
+    short = sorted(set(range(len(paths))) - set(long))
     for i in long:
         log_probs = chunked_log_probs(model, paths[i], device, chunk_seconds)
         results[i] = result(paths[i], log_probs, decode(log_probs[None], torch.tensor([len(log_probs)]))[0])

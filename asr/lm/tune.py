@@ -21,7 +21,7 @@ from asr.ctc.decoding import BeamSearchDecoder, BeamSettings
 from asr.data.dataset import SpeechDataset
 from asr.data.manifest import read_manifest
 from asr.errors import UserError, exit_on_user_error
-from asr.evaluate import batched_log_probs, error_rates, parse_cli, tuned_lm_path
+from asr.evaluate import batched_log_probs, decode_batches, error_rates, parse_cli, tuned_lm_path
 from asr.fileio import write_json
 from asr.runtime import Device, resolve_device
 from asr.train.checkpoint import load_model
@@ -57,11 +57,9 @@ def tune(cfg: TuneConfig) -> dict:
     for lm_weight in cfg.lm_weights:
         for word_score in cfg.word_scores:
             settings = BeamSettings(cfg.beam_size, cfg.beam_threshold, lm_weight, word_score)
-            decoder = BeamSearchDecoder(tokenizer, cfg.lm, settings)
-            hypotheses = [""] * len(dataset)
-            for indices, log_probs, frames in emissions:
-                for i, text in zip(indices, decoder(log_probs, frames), strict=True):
-                    hypotheses[i] = text
+            hypotheses = decode_batches(
+                emissions, BeamSearchDecoder(tokenizer, cfg.lm, settings), len(dataset)
+            )
             wer = error_rates(dataset.texts, hypotheses)["wer"]
             grid.append({"lm_weight": lm_weight, "word_score": word_score, "wer": wer})
             print(f"alpha {lm_weight:5.2f}  beta {word_score:5.2f}  dev WER {wer:.2%}", flush=True)
