@@ -500,6 +500,7 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
         trainer.average()
     if world.is_main:
         trainer.logger.close()
+    distributed.broadcast(None)  # no rank tears the group down while another still works in it
     log.info(
         "stopped at step %d (epoch %d); best dev WER %.2f%%", state.step, sampler.epoch, 100 * state.best_wer
     )
