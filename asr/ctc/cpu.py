@@ -23,7 +23,7 @@ from asr.errors import UserError
 from asr.fileio import atomic_path
 
 SOURCE = Path(__file__).with_name("csrc") / "ctc_cpu.c"
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-shared", "-fPIC"]
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC"]
 
 
 def _cpu_signature() -> str:

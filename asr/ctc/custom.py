@@ -53,13 +53,21 @@ def _padded_targets(targets: torch.Tensor, target_lengths: torch.Tensor, batch: 
 
 class _CTCLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank):
+    def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank, zero_infinity):
         single = log_probs.detach().to(torch.float32).contiguous()
         if log_probs.is_cuda:
             from asr.ctc.gpu import ctc_loss_gpu as kernel
         else:
             kernel = ctc_loss_cpu
         losses, grad = kernel(single, targets, input_lengths, target_lengths, blank, log_probs.requires_grad)
+        # An infeasible utterance (too few frames) as torch treats it: loss inf and a NaN gradient
+        # over its frames, or with zero_infinity loss 0 and gradient 0 (the kernels return 0).
+        infeasible = torch.isinf(losses)
+        if zero_infinity:
+            losses = losses.masked_fill(infeasible, 0.0)
+        elif grad is not None and infeasible.any():
+            frames = torch.arange(grad.shape[0], device=grad.device)[:, None] < input_lengths.to(grad.device)
+            grad[frames & infeasible[None, :]] = float("nan")
         ctx.save_for_backward(grad)
         ctx.input_dtype, ctx.backward_done = log_probs.dtype, False
         return losses
@@ -72,7 +80,7 @@ class _CTCLoss(torch.autograd.Function):
         ctx.backward_done = True
         (grad,) = ctx.saved_tensors
         grad.mul_(grad_losses.to(grad.dtype)[None, :, None])  # in place: the buffer is ours, used once
-        return grad.to(ctx.input_dtype), None, None, None, None
+        return grad.to(ctx.input_dtype), None, None, None, None, None
 
 
 def ctc_loss(
@@ -89,8 +97,9 @@ def ctc_loss(
     ``targets`` is padded ``(batch, max_target)`` or concatenated ``(sum(target_lengths),)``, int32
     or int64. ``reduction="mean"`` divides each loss by its target length (at least 1), then
     averages over the batch, as torch does. An utterance with too few frames for its target
-    (fewer than labels plus repeats) has an infinite loss and zero gradient; ``zero_infinity``
-    makes its loss 0 too.
+    (fewer than labels plus repeats) has an infinite loss and a NaN gradient, as in torch;
+    ``zero_infinity`` makes both 0. One whose blank or label log-probs hold a NaN gets a NaN loss
+    and gradient; no frames and an empty target is a loss of 0.
     """
     if log_probs.dim() != 3 or not log_probs.is_floating_point():
         raise ValueError(
@@ -116,9 +125,7 @@ def ctc_loss(
             f"ctc_loss: label {labels[bad][0].item()} is the blank or outside the vocabulary of {V}"
         )
 
-    losses = _CTCLoss.apply(log_probs, padded, input_lengths, target_lengths, blank)
-    if zero_infinity:
-        losses = torch.where(torch.isinf(losses), torch.zeros_like(losses), losses)
+    losses = _CTCLoss.apply(log_probs, padded, input_lengths, target_lengths, blank, zero_infinity)
     if reduction == "none":
         return losses
     if reduction == "sum":
