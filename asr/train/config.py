@@ -119,8 +119,10 @@ class TrainerConfig:
     max_time_minutes: float | None = None
     """Wall-clock budget of this invocation; training stops cleanly (evaluated, saved) when spent."""
     device: Device = Device.auto
-    precision: Precision = Precision.fp32
-    """bf16 / fp16: the model's forward in autocast (CTC stays float32); fp16 adds loss scaling."""
+    precision: Precision = Precision.auto
+    """bf16 / fp16: the model's forward in autocast (CTC stays float32); fp16 adds loss scaling.
+    auto: bf16 where the device computes in it natively (recent GPUs, CPUs with AVX512-BF16 or
+    AMX), else fp32 (elsewhere bf16 is emulated, many times slower)."""
     accumulate_grad_batches: int = 1
     """Batches (per process) whose gradients make one optimiser step."""
     grad_clip: float = 5.0

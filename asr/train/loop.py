@@ -34,7 +34,7 @@ from asr.errors import UserError
 from asr.evaluate import error_rates, transcribe_dataset
 from asr.fileio import atomic_path
 from asr.models import DeepSpeech2, ModelDims
-from asr.runtime import Precision, autocast
+from asr.runtime import Precision, autocast, native_bf16, resolve_precision
 from asr.text import CharTokenizer, SentencePieceTokenizer, Tokenizer, normalize_text
 from asr.train import distributed
 from asr.train.checkpoint import average_checkpoints, load_checkpoint, model_payload, save_checkpoint
@@ -402,7 +402,10 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
         optimizer,
         lambda step: warmup_cosine(step, cfg.optim.warmup_steps, decay_steps, cfg.optim.min_lr_ratio),
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.trainer.precision == Precision.fp16)
+    precision = resolve_precision(device, cfg.trainer.precision)
+    if precision is Precision.bf16 and not native_bf16(device):
+        log.warning("trainer.precision=bf16: %s emulates bf16, which is many times slower than fp32", device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision is Precision.fp16)
     trainer = Trainer(
         cfg, run_dir, world, device, tokenizer, model, forward, optimizer, scheduler, scaler, sampler,
         dev_set, None,

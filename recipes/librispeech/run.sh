@@ -14,7 +14,7 @@ LM=${LM:-data/librispeech/lm/3gram.arpa}
 
 recipes/librispeech/prepare.sh
 asr-train data=librispeech model=ds2 optim.lr=1e-3 optim.warmup_steps=1000 trainer.device=cuda \
-  trainer.precision=bf16 trainer.max_epochs=30 trainer.eval_every_steps=2000 hydra.run.dir="$EXP" "$@"
+  trainer.max_epochs=30 trainer.eval_every_steps=2000 hydra.run.dir="$EXP" "$@"
 [ -f "$LM" ] || asr-build-lm text="$manifests/train-clean-100.jsonl" output="$LM" order=3
 asr-tune-lm checkpoint="$EXP/checkpoints/best.pt" manifest="$manifests/dev-clean.jsonl" lm="$LM"
 for split in test-clean test-other; do
