@@ -1,14 +1,17 @@
-"""Training throughput (audio seconds per second) and padding, with and without length bucketing.
+"""Training throughput (audio seconds per second) and padding, with and without length bucketing,
+with either CTC backend.
 
-    python scripts/bench_train.py [--corpus data/synthetic] [--steps 20] [--precision bf16]
+    python scripts/bench_train.py [--corpus data/synthetic] [--steps 20] [--precision auto]
 
 Three samplers over the same training manifest, each training the `small` model for ``--steps``
 steps from the same initial weights (audio loading included), interleaved in one process so the
 ratios hold on a noisy machine:
 - random: shuffled batches of ``--batch`` utterances, no sorting (what a plain DataLoader does);
 - bucketed: the same batch size, utterances sorted within windows of 50 batches;
-- dynamic: bucketed, filled up to ``--batch`` x the mean duration of padded audio.
-Padding is measured over a whole epoch. Writes benchmarks/train_<device>.json.
+- dynamic: bucketed, filled up to ``--batch`` x the mean duration of padded audio;
+all with ``ctc=native``, and bucketed again with ``ctc=custom`` (the same batches: the two CTC rows
+differ only by the loss). Padding is measured over a whole epoch. Writes
+benchmarks/train_<device>.json.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def main() -> None:
     parser.add_argument("--corpus", default="data/synthetic", help="built-in corpus root (made if missing)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -59,9 +62,10 @@ def main() -> None:
     small = model_dims("small", len(tokenizer))
     torch.manual_seed(0)
     initial = DeepSpeech2(small).state_dict()
-    loss_fn = get_backend("native")
+    runs = {"random": ("random", "native"), "bucketed": ("bucketed", "native"),
+            "dynamic": ("dynamic", "native"), "bucketed, custom CTC": ("bucketed", "custom")}  # fmt: skip
 
-    def train(batches: list[list[int]]) -> tuple[float, float]:
+    def train(batches: list[list[int]], loss_fn) -> tuple[float, float]:
         """Seconds and audio seconds of training on ``batches`` (after one warm-up batch)."""
         model = DeepSpeech2(small).to(device)
         model.load_state_dict(initial)
@@ -83,18 +87,19 @@ def main() -> None:
                 audio += sum(durations[i] for i in indices)
         return elapsed, audio
 
-    totals = {name: [0.0, 0.0] for name in samplers}
+    totals = {name: [0.0, 0.0] for name in runs}
     epochs = {name: sampler.rank_batches(0) for name, sampler in samplers.items()}
     for chunk in range(0, args.steps, 5):  # interleaved, 5 steps (+1 warm-up) at a time
-        for name, batches in epochs.items():
-            elapsed, audio = train(batches[chunk : chunk + 6])
+        for name, (sampler, ctc) in runs.items():
+            elapsed, audio = train(epochs[sampler][chunk : chunk + 6], get_backend(ctc))
             totals[name][0] += elapsed
             totals[name][1] += audio
     rows = []
-    for name, batches in epochs.items():
+    for name, (sampler, ctc) in runs.items():
         elapsed, audio = totals[name]
+        batches = epochs[sampler]
         rows.append({
-            "sampler": name, "batches_per_epoch": len(batches),
+            "sampler": name, "ctc": ctc, "batches_per_epoch": len(batches),
             "mean_batch_size": round(len(durations) / len(batches), 1),
             "padding_fraction": round(padding_fraction(batches, durations), 4),
             "audio_seconds_per_second": round(audio / elapsed, 2),
@@ -104,9 +109,9 @@ def main() -> None:
         f"{len(durations)} utterances, mean {mean:.2f} s; {args.steps} steps each, {args.precision}, {device}"
     )
     header = ("batches/epoch", 15), ("mean batch", 12), ("padding", 10), ("audio s/s", 11), ("speed-up", 10)
-    print(f"{'sampler':<10}" + "".join(f"{name:>{width}}" for name, width in header))
+    print(f"{'sampler':<21}" + "".join(f"{name:>{width}}" for name, width in header))
     for row in rows:
-        print(f"{row['sampler']:<10}{row['batches_per_epoch']:>15}{row['mean_batch_size']:>12}"
+        print(f"{row['sampler']:<21}{row['batches_per_epoch']:>15}{row['mean_batch_size']:>12}"
               f"{row['padding_fraction']:>10.1%}{row['audio_seconds_per_second']:>11.1f}"
               f"{row['audio_seconds_per_second'] / base:>9.2f}x")  # fmt: skip
     output = Path("benchmarks") / f"train_{device.type}.json"
