@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,6 +52,23 @@ def test_matches_the_float64_reference(problem, seed, sharpness):
     torch.testing.assert_close(ours[feasible].double(), reference[feasible], rtol=1e-5, atol=1e-5)
     summed = ctc_loss(logits.log_softmax(-1), *args, blank=blank, reduction="sum", zero_infinity=True)
     (grad,) = torch.autograd.grad(summed, logits)
+    assert (grad.double() - reference_grad).abs().max() <= 1e-5
+
+
+def test_exact_on_a_trained_models_log_probs():
+    # Six test utterances of the built-in corpus through a trained small model (written by
+    # scripts/make_ctc_fixture.py from `make demo`'s best.pt): peaky, as training makes them.
+    fixture = torch.load(Path(__file__).with_name("fixtures") / "trained_log_probs.pt", weights_only=True)
+    log_probs, lengths = fixture["log_probs"], fixture["input_lengths"]
+    targets = [row[:n].tolist() for row, n in zip(fixture["targets"], fixture["target_lengths"], strict=True)]
+    blank = int(fixture["blank"])
+    reference, reference_grad = reference_on(log_probs, targets, lengths.tolist(), blank)
+    log_probs = log_probs.clone().requires_grad_()
+    ours = ctc_loss(
+        log_probs, fixture["targets"], lengths, fixture["target_lengths"], blank=blank, reduction="none"
+    )
+    (grad,) = torch.autograd.grad(ours.sum(), log_probs)
+    torch.testing.assert_close(ours.double(), reference, rtol=1e-5, atol=1e-6)
     assert (grad.double() - reference_grad).abs().max() <= 1e-5
 
 
