@@ -155,6 +155,8 @@ static int forward(const Utterance *u, float *xs, float *labels, float *shifts, 
         if (r.lo > r.hi) return INFEASIBLE;
         const float *restrict lp = u->lp + t * u->stride;
         nan |= isnan(lp[u->blank]);
+        if (u->V > 64 && t + 1 < u->T) /* a large vocabulary: fetch the next frame's labels early */
+            for (int k = r.l0; k <= r.l1 + 1 && k < L; k++) __builtin_prefetch(lp + u->stride + label[k]);
         offset += peak;
         shift = emission(lp, u->blank) - peak;
         float top = NEG;
