@@ -17,7 +17,7 @@ from asr.text import tokenizer_from_dict
 from asr.train.checkpoint import load_checkpoint
 from asr.train.cli import CONFIG_DIR
 from asr.train.config import register_schema
-from asr.train.loop import run, warmup_cosine
+from asr.train.loop import Schedule, run
 
 TINY_MODEL = ["model.n_mels=32", "model.conv_channels=[8,8]", "model.rnn_hidden=32", "model.rnn_layers=1"]
 
@@ -126,11 +126,33 @@ def test_bf16_autocast_trains(tiny_corpus, tmp_path):
     assert all(math.isfinite(loss) for loss in losses(tmp_path).values())
 
 
-def test_warmup_then_cosine():
-    factors = [warmup_cosine(step, 4, 20, 0.1) for step in range(25)]
+def test_warmup_then_cosine_by_steps_or_by_the_clock():
+    by_steps = Schedule(warmup_steps=4, total_steps=20, budget=math.inf, min_ratio=0.1)
+    factors = [by_steps(step) for step in range(25)]
     assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
     assert all(a >= b for a, b in zip(factors[4:], factors[5:], strict=False))
     assert factors[20] == pytest.approx(0.1) and factors[24] == pytest.approx(0.1)
+    by_time = Schedule(warmup_steps=4, total_steps=math.inf, budget=100.0, min_ratio=0.1)
+    by_time.elapsed = 50.0  # half the budget: half way down the cosine, whatever the step
+    assert by_time(1000) == pytest.approx(0.55)
+    by_time.elapsed = 100.0
+    assert by_time(10) == pytest.approx(0.1)
+    by_steps.budget, by_steps.elapsed = 100.0, 75.0  # the clock is ahead of the steps: it decides
+    assert by_steps(10) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.75)))
+
+
+def test_a_time_budget_is_spent_with_the_rate_decayed_by_its_end(tiny_corpus, tmp_path, monkeypatch):
+    # A clock that advances 1 s whenever it is read, so the run is the same on any machine: a
+    # 40-second budget, no epoch or step limit (the 8-epoch default is then lifted).
+    ticks = iter(range(10**6))
+    monkeypatch.setattr("asr.train.loop.time.monotonic", lambda: float(next(ticks)))
+    config = train_config(tiny_corpus, "trainer.max_time_minutes=0.6667", "trainer.eval_every_steps=1000")
+    state = run(config, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rates = [row["train/lr"] for row in rows if "train/lr" in row]
+    assert state.step > 8 * 3 and state.elapsed >= 40  # beyond 8 epochs of 3 steps
+    assert rates[-1] == pytest.approx(config.optim.lr * config.optim.min_lr_ratio, rel=0.05)
+    assert max(rates) == pytest.approx(config.optim.lr, rel=0.05)
 
 
 def parameters(run_dir):

@@ -108,16 +108,20 @@ class OptimConfig:
     warmup_steps: int = 300
     min_lr_ratio: float = 0.02
     decay_steps: int | None = None
-    """Cosine decay reaches ``lr * min_lr_ratio`` at this step; None: the last planned step
-    (``trainer.max_steps``, else ``trainer.max_epochs`` epochs)."""
+    """Cosine decay reaches ``lr * min_lr_ratio`` at this step; None: at the end of the run, as
+    planned by ``trainer.max_steps`` / ``max_epochs``, or ``trainer.max_time_minutes`` (the decay
+    then follows the clock: progress is the larger of steps done over steps planned and time spent
+    over the budget, so a slower machine still ends on a decayed rate)."""
 
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 8
+    max_epochs: int | None = None
+    """None: as many as ``max_steps`` or ``max_time_minutes`` allow; 8 if neither is set."""
     max_steps: int | None = None
     max_time_minutes: float | None = None
-    """Wall-clock budget of this invocation; training stops cleanly (evaluated, saved) when spent."""
+    """Wall-clock budget of the run (training time, summed over resumed invocations); training
+    stops cleanly (evaluated, saved) when it is spent, with the learning rate decayed by then."""
     device: Device = Device.auto
     precision: Precision = Precision.auto
     """bf16 / fp16: the model's forward in autocast (CTC stays float32); fp16 adds loss scaling.

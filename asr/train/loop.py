@@ -57,14 +57,29 @@ class TrainState:
     skipped_steps: int = 0
     """Steps skipped for a non-finite loss or gradient."""
     early_stopped: bool = False
+    elapsed: float = 0.0
+    """Seconds of training (steps and evaluations) over every invocation of this run."""
 
 
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """Learning-rate factor: linear warm-up, then cosine decay to ``min_ratio`` at ``total_steps``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+@dataclasses.dataclass
+class Schedule:
+    """Learning-rate factor of a step: linear warm-up over ``warmup_steps``, then cosine decay to
+    ``min_ratio`` as training progresses, the progress being the larger of the steps done over
+    ``total_steps`` and the time spent (``elapsed``, kept up to date by the loop) over ``budget``
+    seconds. Either horizon may be infinite."""
+
+    warmup_steps: int
+    total_steps: float
+    budget: float
+    min_ratio: float
+    elapsed: float = 0.0
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        by_steps = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, max(by_steps, self.elapsed / self.budget))
+        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def prepare_data(cfg: DictConfig) -> None:
@@ -385,23 +400,28 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
     if world.distributed:
         forward = DistributedDataParallel(forward, device_ids=[device] if device.type == "cuda" else None)
 
-    # Optimiser and schedule: the plan is max_epochs (epoch 0's step count each), or max_steps.
+    # Optimiser and schedule: the plan is max_epochs (epoch 0's step count each), max_steps and
+    # the time budget, whichever ends first; without any of them, 8 epochs.
     steps_per_epoch = len(sampler.rank_batches(0)) // accumulate
     if steps_per_epoch == 0:
         raise UserError(
             f"{cfg.data.train_manifest}: too few utterances for one step of {world.size} process(es)"
         )
-    total_steps = cfg.trainer.max_epochs * steps_per_epoch
-    if cfg.trainer.max_steps is not None:
-        total_steps = min(total_steps, cfg.trainer.max_steps)
-    decay_steps = cfg.optim.decay_steps or total_steps
+    limits = cfg.trainer
+    max_epochs = limits.max_epochs
+    if max_epochs is None:
+        max_epochs = 8 if limits.max_steps is None and limits.max_time_minutes is None else math.inf
+    max_steps = math.inf if limits.max_steps is None else limits.max_steps
+    budget = math.inf if limits.max_time_minutes is None else 60 * limits.max_time_minutes
+    total_steps = min(max_epochs * steps_per_epoch, max_steps)
+    decay = cfg.optim.decay_steps  # a decay fixed in steps ignores the clock
+    schedule = Schedule(cfg.optim.warmup_steps, decay or total_steps, math.inf if decay else budget,
+                        cfg.optim.min_lr_ratio)  # fmt: skip
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: warmup_cosine(step, cfg.optim.warmup_steps, decay_steps, cfg.optim.min_lr_ratio),
-    )
+    # A lambda, not the Schedule itself, which LambdaLR would save and restore over the config.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step))
     precision = resolve_precision(device, cfg.trainer.precision)
     if precision is Precision.bf16 and not native_bf16(device):
         log.warning("trainer.precision=bf16: %s emulates bf16, which is many times slower than fp32", device)
@@ -429,18 +449,18 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
     # The loop: stop at max_epochs / max_steps, when the wall-clock budget is spent (decided by
     # all ranks together) or by early stopping; evaluate and save at the end of every epoch (or
     # every eval_every_steps) and when stopping, save last.pt every save_every_steps.
-    started, first_step = time.monotonic(), state.step
-    budget = math.inf if cfg.trainer.max_time_minutes is None else 60 * cfg.trainer.max_time_minutes
-    max_steps = math.inf if cfg.trainer.max_steps is None else cfg.trainer.max_steps
+    started, first_step, spent_before = time.monotonic(), state.step, state.elapsed
+    schedule.elapsed = state.elapsed
     bar = tqdm(
-        total=total_steps,
+        total=total_steps if math.isfinite(total_steps) else None,
         initial=state.step,
         unit="step",
         disable=not (cfg.trainer.progress and world.is_main),
     )
     forward.train()
     bad_in_a_row = 0
-    stop = state.early_stopped or state.step >= max_steps or sampler.epoch >= cfg.trainer.max_epochs
+    stop = state.early_stopped or state.step >= max_steps or sampler.epoch >= max_epochs
+    stop |= state.elapsed >= budget
     while not stop:
         train_set.set_epoch(sampler.epoch)
         epoch_batches, first = sampler.rank_batches(sampler.epoch), sampler.position
@@ -457,9 +477,10 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
             group = []
             epoch_done = sampler.advance(accumulate)
             state.step += 1
-            loss_sum, out_of_time = distributed.all_sum(
-                [loss_sum, time.monotonic() - started >= budget], device
-            )
+            loss_sum, elapsed = distributed.all_sum(
+                [loss_sum, spent_before + time.monotonic() - started], device
+            )  # the ranks' mean time, so that they agree on the schedule and on when to stop
+            state.elapsed = schedule.elapsed = elapsed / world.size
             loss = loss_sum / count
             if math.isfinite(grad_norm):
                 bad_in_a_row = 0
@@ -485,8 +506,8 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
                         "asr-validate, lower optim.lr, or use trainer.precision=fp32"
                     )
             bar.update()
-            stop = state.step >= max_steps or out_of_time > 0
-            stop |= epoch_done and sampler.epoch >= cfg.trainer.max_epochs
+            stop = state.step >= max_steps or state.elapsed >= budget
+            stop |= epoch_done and sampler.epoch >= max_epochs
             every = cfg.trainer.eval_every_steps
             if stop or (epoch_done if every is None else state.step % every == 0):
                 trainer.evaluate()
