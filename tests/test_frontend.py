@@ -83,3 +83,17 @@ def test_dft_basis_conv_equals_torch_stft():
                           return_complex=True)  # fmt: skip
     torch.testing.assert_close(ours[:, :257], spectrum.real, atol=2e-4, rtol=1e-4)
     torch.testing.assert_close(ours[:, 257:], spectrum.imag, atol=2e-4, rtol=1e-4)
+
+
+def test_vocal_tract_warp_moves_formants_and_keeps_the_band_edges():
+    bins = 257
+    power = torch.zeros(3, 2, bins)
+    power[:, :, 60] = 1.0  # one "formant" at bin 60, below the knee for all three factors
+    power[:, :, -1] = 5.0  # the Nyquist bin
+    warped = F.warp_frequencies(power, torch.tensor([1.0, 1.1, 0.9]))
+    torch.testing.assert_close(warped[0], power[0])  # factor 1: unchanged
+    for row, factor in ((1, 1.1), (2, 0.9)):
+        spectrum = warped[row, 0]
+        centre = (spectrum[:-2] * torch.arange(bins - 2)).sum() / spectrum[:-2].sum()
+        assert abs(float(centre) - 60 * factor) < 0.5  # the formant moved with the factor
+        assert float(spectrum[-1]) == 5.0  # the top of the band stays in place

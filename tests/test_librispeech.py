@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from asr.data.librispeech import download, extract, split_utterances
+from asr.data.download import download, extract
+from asr.data.librispeech import split_utterances
 from asr.data.manifest import read_manifest
 from asr.errors import UserError
 

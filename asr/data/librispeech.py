@@ -7,17 +7,11 @@ The same manifest builder reads the built-in synthetic corpus, which uses LibriS
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
-import shutil
-import tarfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import soundfile
-from tqdm import tqdm
 
+from asr.data.download import download, extract
 from asr.data.manifest import Utterance, write_manifest
 from asr.errors import UserError, exit_on_user_error
 from asr.text import normalize_text
@@ -32,15 +26,6 @@ SHA256 = {
     "train-clean-360": "146a56496217e96c14334a160df97fffedd6e0a04e66b9c5af0d40be3c792ecf",
     "train-other-500": "ddb22f27f96ec163645d53215559df6aa36515f26e01dd70798188350adcb6d2",
 }
-_CHUNK = 1 << 20
-
-
-def sha256sum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_checksums(path: Path) -> dict[str, str]:
@@ -51,64 +36,6 @@ def read_checksums(path: Path) -> dict[str, str]:
         raise UserError(f"{path}: cannot read checksums ({error})") from None
     pairs = (line.split() for line in lines if line.strip())
     return {Path(name).name.removesuffix(".tar.gz"): digest for digest, name in pairs}
-
-
-def download(url: str, destination: Path, sha256: str | None) -> Path:
-    """Fetch ``url`` to ``destination``, resuming a partial ``.part`` file, then verify it.
-
-    A finished, verified file is not fetched again. A checksum mismatch deletes the download and
-    raises, so the next attempt starts clean.
-    """
-    if destination.is_file() and (sha256 is None or sha256sum(destination) == sha256):
-        return destination
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
-    done = partial.stat().st_size if partial.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            resumed = getattr(response, "status", None) == 206
-            total = int(response.headers.get("Content-Length") or 0) + (done if resumed else 0)
-            with (
-                open(partial, "ab" if resumed else "wb") as file,
-                tqdm(
-                    total=total or None,
-                    initial=done if resumed else 0,
-                    unit="B",
-                    unit_scale=True,
-                    desc=destination.name,
-                ) as bar,
-            ):
-                for block in iter(lambda: response.read(_CHUNK), b""):
-                    file.write(block)
-                    bar.update(len(block))
-    except (urllib.error.URLError, OSError) as error:
-        raise UserError(f"{url}: download failed ({error}); run again to resume") from None
-    if sha256 is not None and (actual := sha256sum(partial)) != sha256:
-        partial.unlink()
-        raise UserError(f"{url}: checksum mismatch (sha256 {actual}, expected {sha256})")
-    os.replace(partial, destination)
-    return destination
-
-
-def extract(archive: Path, destination: Path) -> None:
-    """Unpack a ``.tar.gz`` into ``destination`` (through a temporary folder, then renamed in)."""
-    destination.mkdir(parents=True, exist_ok=True)
-    staging = destination / f".extract-{archive.name}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(staging, filter="data")
-    except (tarfile.TarError, OSError) as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise UserError(f"{archive}: cannot extract ({error})") from None
-    for entry in staging.rglob("*"):
-        target = destination / entry.relative_to(staging)
-        if entry.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            os.replace(entry, target)
-    shutil.rmtree(staging)
 
 
 def split_utterances(split_dir: Path) -> list[Utterance]:

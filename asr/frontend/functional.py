@@ -38,16 +38,43 @@ def dft_basis(n_fft: int, window: torch.Tensor) -> torch.Tensor:
 
 
 def log_mel_spectrogram(
-    waveform: torch.Tensor, basis: torch.Tensor, filterbank: torch.Tensor, hop_length: int, eps: float = 1e-6
+    waveform: torch.Tensor,
+    basis: torch.Tensor,
+    filterbank: torch.Tensor,
+    hop_length: int,
+    eps: float = 1e-6,
+    warp: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(batch, samples)`` audio to ``(batch, frames, n_mels)`` natural-log mel power of a centred,
-    zero-padded STFT (``basis`` from ``dft_basis``)."""
+    zero-padded STFT (``basis`` from ``dft_basis``); ``warp``: per-utterance factors for
+    ``warp_frequencies`` (training augmentation)."""
     n_fft = basis.shape[-1]
     padded = torch.nn.functional.pad(waveform, (n_fft // 2, n_fft // 2))
     spectrum = torch.nn.functional.conv1d(padded.unsqueeze(1), basis, stride=hop_length)
     real, imaginary = spectrum.chunk(2, dim=1)  # (batch, freq, frames) each
-    power = real.square() + imaginary.square()
-    return torch.log(power.transpose(1, 2) @ filterbank + eps)
+    power = (real.square() + imaginary.square()).transpose(1, 2)
+    if warp is not None:
+        power = warp_frequencies(power, warp)
+    return torch.log(power @ filterbank + eps)
+
+
+def warp_frequencies(power: torch.Tensor, factors: torch.Tensor, knee: float = 0.8) -> torch.Tensor:
+    """Vocal tract length perturbation (Jaitly and Hinton, 2013), with Kaldi's piecewise-linear
+    warp: each utterance's power spectrum ``(batch, frames, bins)`` is read at frequency ``f /
+    factor`` up to a knee at ``knee * min(1, factor)`` of the band, then along a line that keeps
+    the Nyquist bin in place; between bins, by linear interpolation. A factor above 1 moves the
+    formants up, as a shorter vocal tract does."""
+    bins = power.shape[-1]
+    top = float(bins - 1)
+    alpha = factors.to(power.dtype)[:, None]  # (batch, 1)
+    frequency = torch.arange(bins, device=power.device, dtype=power.dtype)[None, :]
+    bend = knee * top * alpha.clamp(max=1.0)
+    above = bend / alpha + (frequency - bend) * (top - bend / alpha) / (top - bend)
+    source = torch.where(frequency <= bend, frequency / alpha, above).clamp(0.0, top)
+    lower = source.floor().clamp(max=top - 1)
+    weight = (source - lower)[:, None, :]
+    index = lower.long()[:, None, :].expand(-1, power.shape[1], -1)
+    return power.gather(-1, index) * (1 - weight) + power.gather(-1, index + 1) * weight
 
 
 def normalize_per_utterance(features: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

@@ -21,8 +21,9 @@ class LogMelFrontend(nn.Module):
         return F.num_frames(sample_lengths, self.hop_length)
 
     def forward(
-        self, waveform: torch.Tensor, sample_lengths: torch.Tensor
+        self, waveform: torch.Tensor, sample_lengths: torch.Tensor, warp: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        features = F.log_mel_spectrogram(waveform, self.basis, self.filterbank, self.hop_length)
+        """``warp``: per-utterance frequency-warp factors (vocal tract length perturbation), in training."""
+        features = F.log_mel_spectrogram(waveform, self.basis, self.filterbank, self.hop_length, warp=warp)
         lengths = self.output_lengths(sample_lengths)
         return F.normalize_per_utterance(features, lengths), lengths

@@ -77,6 +77,9 @@ class AugmentConfig:
     time_masks: int = 0
     """SpecAugment: number of time masks, each up to ``time_width`` of the utterance's frames."""
     time_width: float = 0.05
+    vtlp: float = 0.0
+    """Vocal tract length perturbation: each utterance's spectrum warped along frequency by a
+    factor drawn from ``[1 - vtlp, 1 + vtlp]`` (0.1 is usual; 0: off)."""
 
 
 class TokenizerKind(str, Enum):

@@ -140,14 +140,19 @@ def waveform_augment(cfg: DictConfig, sample_rate: int) -> WaveformAugment:
 
 
 class TrainingForward(nn.Module):
-    """What DDP wraps: the model's forward with SpecAugment between its frontend and network."""
+    """What DDP wraps: the model's forward with vocal tract length perturbation (``vtlp``: warp
+    factors drawn from ``[1 - vtlp, 1 + vtlp]``) in its frontend and SpecAugment between its
+    frontend and network, both in training mode only."""
 
-    def __init__(self, model: DeepSpeech2, spec_augment: SpecAugment) -> None:
+    def __init__(self, model: DeepSpeech2, spec_augment: SpecAugment, vtlp: float = 0.0) -> None:
         super().__init__()
-        self.model, self.spec_augment = model, spec_augment
+        self.model, self.spec_augment, self.vtlp = model, spec_augment, vtlp
 
     def forward(self, waveforms: torch.Tensor, sample_lengths: torch.Tensor):
-        features, lengths = self.model.frontend(waveforms, sample_lengths)
+        warp = None
+        if self.training and self.vtlp > 0:
+            warp = 1 + self.vtlp * (2 * torch.rand(len(waveforms), device=waveforms.device) - 1)
+        features, lengths = self.model.frontend(waveforms, sample_lengths, warp)
         return self.model.classify(self.spec_augment(features, lengths), lengths)
 
 
@@ -395,7 +400,7 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
     )  # fmt: skip
     aug = cfg.augment
     forward = TrainingForward(
-        model, SpecAugment(aug.freq_masks, aug.freq_width, aug.time_masks, aug.time_width)
+        model, SpecAugment(aug.freq_masks, aug.freq_width, aug.time_masks, aug.time_width), aug.vtlp
     )
     if world.distributed:
         forward = DistributedDataParallel(forward, device_ids=[device] if device.type == "cuda" else None)

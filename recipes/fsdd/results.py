@@ -1,0 +1,119 @@
+"""Tables of FSDD leave-one-speaker-out runs, from their run directories.
+
+python recipes/fsdd/results.py EXP [--folds george jackson lucas yweweler]
+    -> EXP/RESULTS.md: each fold (test WER / CER greedy, WER with the digit LM, dev WER,
+       steps, minutes) and the mean
+python recipes/fsdd/results.py --ablation NAME=EXP [NAME=EXP ...] [--output FILE]
+    -> a table with a row per experiment: mean greedy test WER over the folds (and each
+       fold's), mean WER with the LM where evaluated, training minutes per fold
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+SPEAKERS = ["george", "jackson", "lucas", "yweweler"]
+
+
+def fold_summary(run: Path) -> dict:
+    """What one fold's run directory says: test results, best dev WER, steps and minutes trained."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    summary = {
+        "dev_wer": min((row["dev/wer"] for row in rows if "dev/wer" in row), default=float("nan")),
+        "steps": max(row["step"] for row in rows),
+        "minutes": float("nan"),
+    }
+    last = run / "checkpoints" / "last.pt"
+    if last.is_file():
+        import torch
+
+        state = torch.load(last, weights_only=True)["train_state"]
+        summary["minutes"] = state.get("elapsed", float("nan")) / 60
+    for decoder in ("greedy", "beam_lm"):
+        path = run / f"test_{decoder}.json"
+        if path.is_file():
+            result = json.loads(path.read_text())
+            summary[decoder] = {
+                "wer": result["wer"],
+                "cer": result["cer"],
+                "utterances": result["num_utterances"],
+            }
+    return summary
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def fold_table(exp: Path, folds: list[str]) -> str:
+    summaries = {fold: fold_summary(exp / fold) for fold in folds}
+
+    def result(summary: dict, decoder: str, key: str) -> float | None:
+        return summary.get(decoder, {}).get(key)
+
+    def mean(decoder: str, key: str) -> float | None:
+        values = [result(s, decoder, key) for s in summaries.values()]
+        return None if None in values else statistics.fmean(values)
+
+    lines = [
+        "| held-out speaker | test WER greedy | CER greedy | WER + digit LM | dev WER (seen speakers) "
+        "| steps | minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for fold, s in summaries.items():
+        lines.append(
+            f"| {fold} | {percent(result(s, 'greedy', 'wer'))} | {percent(result(s, 'greedy', 'cer'))} | "
+            f"{percent(result(s, 'beam_lm', 'wer'))} | {percent(s['dev_wer'])} | {s['steps']} | "
+            f"{s['minutes']:.1f} |"
+        )
+    dev = statistics.fmean(s["dev_wer"] for s in summaries.values())
+    lines.append(
+        f"| **mean** | **{percent(mean('greedy', 'wer'))}** | {percent(mean('greedy', 'cer'))} | "
+        f"**{percent(mean('beam_lm', 'wer'))}** | {percent(dev)} | | |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def ablation_table(experiments: dict[str, Path], folds: list[str]) -> str:
+    lines = [
+        "| experiment | mean test WER (greedy) | " + " | ".join(folds) + " | + digit LM | minutes per fold |",
+        "| --- | --- | " + " | ".join("---" for _ in folds) + " | --- | --- |",
+    ]
+    for name, exp in experiments.items():
+        summaries = [fold_summary(exp / fold) for fold in folds]
+        greedy = [s["greedy"]["wer"] for s in summaries]
+        with_lm = [s["beam_lm"]["wer"] for s in summaries if "beam_lm" in s]
+        lines.append(
+            f"| {name} | **{percent(statistics.fmean(greedy))}** | "
+            + " | ".join(percent(w) for w in greedy)
+            + f" | {percent(statistics.fmean(with_lm)) if len(with_lm) == len(folds) else '–'}"
+            + f" | {statistics.fmean(s['minutes'] for s in summaries):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("exp", nargs="?", type=Path)
+    parser.add_argument("--folds", nargs="+", default=SPEAKERS)
+    parser.add_argument("--ablation", nargs="+", metavar="NAME=EXP")
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    if args.ablation:
+        experiments = dict(item.split("=", 1) for item in args.ablation)
+        table = ablation_table({name: Path(exp) for name, exp in experiments.items()}, args.folds)
+        print(table)
+        if args.output:
+            args.output.write_text(table)
+        return
+    table = fold_table(args.exp, args.folds)
+    output = args.output or args.exp / "RESULTS.md"
+    output.write_text(f"# FSDD, leave one speaker out: {args.exp}\n\n{table}")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

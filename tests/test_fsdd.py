@@ -1,0 +1,131 @@
+"""FSDD connected digits: recordings checked, pools that share no recording, speaker-disjoint folds,
+the release downloaded over HTTP and only the four speakers kept."""
+
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from asr.data import fsdd
+from asr.data.manifest import read_manifest
+from asr.errors import UserError
+from tests.http_server import serve
+
+SMALL = {"train": 6, "dev": 3, "test": 4}
+
+
+def fake_recordings(folder: Path, speakers=fsdd.SPEAKERS) -> str:
+    """FSDD-named recordings (each a 0.1 s tone whose pitch encodes digit and index); their
+    checksum as ``find_recordings`` computes it."""
+    folder.mkdir(parents=True)
+    rows = []
+    for speaker in speakers:
+        for digit in range(10):
+            for index in range(fsdd.INDICES):
+                path = folder / f"{digit}_{speaker}_{index}.wav"
+                tone = np.sin(np.arange(800) * (0.05 + 0.01 * digit + 0.0001 * index)) * 0.3
+                soundfile.write(path, tone.astype(np.float32), fsdd.SAMPLE_RATE, subtype="PCM_16")
+                rows.append((path.name, hashlib.sha256(path.read_bytes()).hexdigest()))
+    lines = "".join(
+        f"{digest}  {name}\n" for name, digest in sorted(rows) if name.split("_")[1] in fsdd.SPEAKERS
+    )
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fsdd") / "recordings"
+    return folder, fake_recordings(folder)
+
+
+def test_folds_are_speaker_disjoint_and_pools_share_no_recording(recordings, tmp_path):
+    folder, checksum = recordings
+    fsdd.prepare(folder, tmp_path, expected_sha256=checksum, pools=SMALL)
+    for held_out in fsdd.SPEAKERS:
+        fold = {split: read_manifest(tmp_path / "folds" / held_out / f"{split}.jsonl") for split in SMALL}
+        assert [len(fold[split]) for split in SMALL] == [6 * 3, 3 * 3, 4]
+        speakers = {split: {u.audio_filepath.parent.parent.name for u in fold[split]} for split in SMALL}
+        assert speakers["test"] == {held_out} and held_out not in speakers["train"] | speakers["dev"]
+        for utterance in fold["test"]:
+            words = utterance.text.split()
+            assert 1 <= len(words) <= 7 and set(words) <= set(fsdd.WORDS)
+            audio, rate = soundfile.read(utterance.audio_filepath)
+            assert rate == fsdd.SAMPLE_RATE and len(audio) / rate == pytest.approx(
+                utterance.duration, abs=1e-4
+            )
+    all_recordings = fsdd.find_recordings(folder, checksum)
+    for speaker in fsdd.SPEAKERS:
+        pools = fsdd.pool_sources(all_recordings, speaker)
+        assert not {r.path for r in pools["train"]} & {r.path for r in pools["dev"]}
+        assert {r.speaker for pool in pools.values() for r in pool} == {speaker}
+        assert len(pools["dev"]) == 10 * len(fsdd.DEV_INDICES) and len(pools["test"]) == 10 * fsdd.INDICES
+
+
+def test_connected_digits_are_the_recordings_with_pauses_and_quiet_noise(recordings):
+    folder, checksum = recordings
+    chosen = fsdd.find_recordings(folder, checksum)[:1]  # always the same recording: "zero"
+    quiet = fsdd.Mixing(level_db=(0.0, 0.0), snr_db=(40.0, 40.0))
+    audio, text = fsdd.connect(chosen, np.random.default_rng(0), quiet)
+    words = text.split()
+    assert set(words) == {"zero"}
+    digit, _ = soundfile.read(chosen[0].path, dtype="float32")
+    # as long as the digits plus pauses and edges within their ranges
+    low = len(words) * len(digit) + (len(words) - 1) * 0.05 * 8000 + 2 * 0.05 * 8000
+    high = len(words) * len(digit) + (len(words) - 1) * 0.4 * 8000 + 2 * 0.3 * 8000
+    assert low - 2 <= len(audio) <= high + 2
+    correlation = np.correlate(audio, digit, mode="valid") / np.dot(digit, digit)
+    assert (correlation > 0.95).sum() >= len(words)  # each digit is in there, nearly untouched
+
+
+def test_missing_or_changed_recordings_are_named(recordings, tmp_path):
+    folder, checksum = recordings
+    with pytest.raises(UserError, match="missing"):
+        fsdd.find_recordings(tmp_path, checksum)
+    with pytest.raises(UserError, match="differ from FSDD"):
+        fsdd.find_recordings(folder, "0" * 64)
+
+
+def test_download_keeps_the_four_speakers_and_verifies_them(recordings, tmp_path):
+    # The release archive as GitHub serves it: a top folder with recordings/ (six speakers) and more.
+    folder, checksum = recordings
+    top = tmp_path / "tree" / f"free-spoken-digit-dataset-{fsdd.RELEASE[1:]}"
+    extra = top / "recordings"
+    fake_recordings(extra, speakers=("theo",))
+    for path in folder.iterdir():
+        (extra / path.name).write_bytes(path.read_bytes())
+    (top / "README.md").write_text("FSDD")
+    archive = tmp_path / "mirror" / "release.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(top, arcname=top.name)
+    with serve(archive.parent) as (url, behaviour):
+        kept = fsdd.fetch(tmp_path / "download", f"{url}/release.tar.gz", checksum)
+        assert sorted(p.name for p in kept.iterdir()) == sorted(p.name for p in folder.iterdir())
+        assert fsdd.fetch(tmp_path / "download", f"{url}/release.tar.gz", checksum) == kept
+        assert len(behaviour.requests) == 1  # verified recordings are not fetched again
+        with pytest.raises(UserError, match="differ from FSDD"):
+            fsdd.fetch(tmp_path / "other", f"{url}/release.tar.gz", "0" * 64)
+
+
+def test_recipe_results_table(tmp_path):
+    # recipes/fsdd/results.py over hand-made run directories: each fold and the mean.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "results", Path(__file__).parents[1] / "recipes/fsdd/results.py"
+    )
+    results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results)
+    for fold, wer in zip(fsdd.SPEAKERS, (0.1, 0.2, 0.3, 0.4), strict=True):
+        run = tmp_path / fold
+        run.mkdir()
+        (run / "metrics.jsonl").write_text(json.dumps({"step": 10, "dev/wer": wer / 2}) + "\n")
+        for decoder, factor in (("greedy", 1.0), ("beam_lm", 0.5)):
+            summary = {"wer": wer * factor, "cer": wer / 3, "num_utterances": 300}
+            (run / f"test_{decoder}.json").write_text(json.dumps(summary))
+    table = results.fold_table(tmp_path, list(fsdd.SPEAKERS))
+    assert "| **mean** | **25.0%** |" in table and "| lucas | 30.0% |" in table and "**12.5%**" in table
