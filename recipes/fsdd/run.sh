@@ -6,7 +6,8 @@
 #   recipes/fsdd/run.sh [--stage N] [extra asr-train overrides...]
 # Stages: 0 data (prepare.sh), 1 train, 2 LM and its weights, 3 evaluate, 4 results.
 # Environment: FOLDS (default: all four speakers; e.g. FOLDS=lucas for one), EXP (runs/fsdd),
-# MINUTES (8), and prepare.sh's FSDD_DIR / DATA.
+# MINUTES (8), DECODERS ("greedy beam_lm"; greedy alone skips the LM), and prepare.sh's
+# FSDD_DIR / DATA.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 [ -x "$repo/.venv/bin/python" ] && PATH="$repo/.venv/bin:$PATH"  # the venv that `make setup` made
@@ -17,6 +18,7 @@ export DATA=${DATA:-data/fsdd}
 EXP=${EXP:-runs/fsdd}
 FOLDS=${FOLDS:-"george jackson lucas yweweler"}
 MINUTES=${MINUTES:-8}
+DECODERS=${DECODERS:-"greedy beam_lm"}
 
 if [ "$stage" -le 0 ]; then
   recipes/fsdd/prepare.sh
@@ -30,12 +32,12 @@ for fold in $FOLDS; do
       data.dev_manifest="$manifests/dev.jsonl" trainer.max_time_minutes="$MINUTES" \
       hydra.run.dir="$run" "$@"
   fi
-  if [ "$stage" -le 2 ]; then
+  if [ "$stage" -le 2 ] && [[ " $DECODERS " == *" beam_lm "* ]]; then
     asr-build-lm text="$manifests/train.jsonl" output="$run/digits.arpa" order=3
     asr-tune-lm checkpoint="$checkpoint" manifest="$manifests/dev.jsonl" lm="$run/digits.arpa"
   fi
   if [ "$stage" -le 3 ]; then
-    for decoder in greedy beam_lm; do
+    for decoder in $DECODERS; do
       asr-eval checkpoint="$checkpoint" manifest="$manifests/test.jsonl" decoder="$decoder" \
         lm="$run/digits.arpa" output="$run/test_$decoder.json"
     done
