@@ -13,6 +13,7 @@ from asr.data.download import download, extract
 from asr.data.librispeech import split_utterances
 from asr.data.manifest import read_manifest
 from asr.errors import UserError
+from tests.http_server import serve
 
 REPO = Path(__file__).resolve().parents[1]
 TRANSCRIPTS = {"dev-clean": {"84-121123": ["GO DO YOU HEAR", "BUT IN LESS THAN FIVE MINUTES"]},
@@ -45,21 +46,64 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_download_from_file_url_verifies_and_resumes(tmp_path):
+def test_download_from_file_url_verifies_and_restarts(tmp_path):
     archive = make_fake_librispeech(tmp_path)["dev-clean"]
     target = tmp_path / "archives" / "dev-clean.tar.gz"
     partial = target.with_name(target.name + ".part")
     partial.parent.mkdir()
-    partial.write_bytes(b"stale partial bytes")  # a file:// server cannot resume: it must start over
+    partial.write_bytes(b"stale partial bytes")  # a file:// URL cannot resume: it starts over
     download(archive.as_uri(), target, sha256(archive))
     assert target.read_bytes() == archive.read_bytes() and not partial.exists()
     download("file:///nonexistent/never-fetched", target, sha256(archive))  # verified file is kept
 
-    with pytest.raises(UserError, match="checksum mismatch"):
-        download(archive.as_uri(), tmp_path / "other.tar.gz", "0" * 64)
-    assert not (tmp_path / "other.tar.gz").exists() and not (tmp_path / "other.tar.gz.part").exists()
-    with pytest.raises(UserError, match="download failed"):
-        download((tmp_path / "missing.tar.gz").as_uri(), tmp_path / "missing.tar.gz", None)
+
+def test_download_over_http_resumes_recovers_and_never_loops(tmp_path):
+    payload = bytes(range(256)) * 4000  # 1 MB
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "a.tar.gz").write_bytes(payload)
+    digest = hashlib.sha256(payload).hexdigest()
+    target = tmp_path / "out" / "a.tar.gz"
+    partial = target.with_name("a.tar.gz.part")
+    target.parent.mkdir()
+    with serve(tmp_path / "mirror") as (url, server):
+        # An earlier run's partial file: resumed with a Range request.
+        partial.write_bytes(payload[:300_000])
+        download(f"{url}/a.tar.gz", target, digest)
+        assert target.read_bytes() == payload and server.requests == ["/a.tar.gz bytes=300000-"]
+        # The connection drops half way: resumed within the same call.
+        target.unlink()
+        server.requests.clear()
+        server.drop_after = 500_000
+        download(f"{url}/a.tar.gz", target, digest)
+        assert target.read_bytes() == payload and server.requests == [
+            "/a.tar.gz -",
+            "/a.tar.gz bytes=500000-",
+        ]
+        # A whole .part left by a kill during the checksum: the server answers 416; it is verified.
+        target.unlink()
+        server.requests.clear()
+        partial.write_bytes(payload)
+        download(f"{url}/a.tar.gz", target, digest)
+        assert target.read_bytes() == payload and server.requests == [f"/a.tar.gz bytes={len(payload)}-"]
+        # A whole but bad .part: 416, checksum mismatch, fetched once more from the start.
+        target.unlink()
+        server.requests.clear()
+        partial.write_bytes(b"x" * len(payload))
+        download(f"{url}/a.tar.gz", target, digest)
+        assert target.read_bytes() == payload
+        assert server.requests == [f"/a.tar.gz bytes={len(payload)}-", "/a.tar.gz -"]
+        # A corrupt archive on the server: refused once, deleted, no second try.
+        target.unlink()
+        server.requests.clear()
+        server.corrupt = True
+        with pytest.raises(UserError, match="checksum mismatch .* the download was deleted"):
+            download(f"{url}/a.tar.gz", target, digest)
+        assert not target.exists() and not partial.exists() and len(server.requests) == 1
+        with pytest.raises(UserError, match="answered 404"):
+            download(f"{url}/missing.tar.gz", tmp_path / "out" / "missing.tar.gz", None)
+    # The server is gone: a bounded number of tries, then how to go on.
+    with pytest.raises(UserError, match="download failed 3 times"):
+        download(f"{url}/a.tar.gz", tmp_path / "out" / "b.tar.gz", digest)
 
 
 def test_extract_and_manifest(tmp_path):
