@@ -32,7 +32,8 @@ def test_round_trip_keeps_paths_relative(tmp_path):
     ('["a list"]', "expected a JSON object"),
     ('{"audio_filepath": "a.wav", "text": "x"}', "missing field(s) duration"),
     ('{"audio_filepath": "a.wav", "duration": "long", "text": "x"}', "must be numbers"),
-    ('{"audio_filepath": "a.wav", "duration": -1, "text": "x"}', "duration must be positive"),
+    ('{"audio_filepath": "a.wav", "duration": NaN, "text": "x"}', "duration must be finite"),
+    ('{"audio_filepath": "a.wav", "duration": 1, "offset": -2, "text": "x"}', "offset not negative"),
 ])  # fmt: skip
 def test_bad_line_reports_file_and_line_number(tmp_path, line, message):
     manifest = tmp_path / "m.jsonl"

@@ -45,6 +45,8 @@ def bad_manifest(tmp_path) -> tuple[Path, list[str | None]]:
     add("long.wav", "hello", "duration", speechlike(2.0), duration=1.0)
     add("digits.wav", "room 101", "characters", speechlike(1.0))
     add("short.wav", "a transcript far too long for a fifth of a second", "too-short", speechlike(0.2), 0.2)
+    add("zero.wav", "hello", "duration", speechlike(1.0), duration=0)  # a bad line, not a bad manifest
+    add("negative.wav", "hello", "duration", speechlike(1.0), duration=-1.5)
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return manifest, kinds
@@ -74,7 +76,7 @@ def test_cli_lists_problems_and_writes_the_good_utterances(bad_manifest, tmp_pat
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stdout.count("manifest.jsonl:") == len(kinds) - 1 + 1  # each problem + the summary
-    assert "1 of 9 utterances good" in result.stdout and "1 too-short" in result.stdout
+    assert "1 of 11 utterances good" in result.stdout and "1 too-short" in result.stdout
     assert [utt.audio_filepath.name for utt in read_manifest(output)] == ["good.wav"]
 
 

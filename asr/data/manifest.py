@@ -7,6 +7,7 @@ can be moved together.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,8 +63,8 @@ def _parse_line(path: Path, number: int, line: str) -> Utterance:
         duration, offset = float(row["duration"]), float(row.get("offset", 0.0))
     except (TypeError, ValueError):
         raise ManifestError(f"{where}: duration and offset must be numbers") from None
-    if not duration > 0 or offset < 0:
-        raise ManifestError(f"{where}: duration must be positive and offset not negative")
+    if not (math.isfinite(duration) and offset >= 0):
+        raise ManifestError(f"{where}: duration must be finite and offset not negative")
     audio = Path(row["audio_filepath"])
     if not audio.is_absolute():
         audio = path.parent / audio

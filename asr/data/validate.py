@@ -62,6 +62,8 @@ def check_utterance(
 ) -> Problem | None:  # fmt: skip
     """The first problem of one utterance, or None. ``output_frames(samples)``: the model's frames;
     None skips the length check (evaluation data need not be alignable)."""
+    if not utt.duration > 0:  # a bad line like any other (skipped with data.on_bad_sample=skip)
+        return Problem(index, utt, "duration", f"the manifest says {utt.duration} s: not positive")
     try:
         ids = tokenizer.encode(normalize_text(utt.text))
     except UnknownCharacterError as error:
