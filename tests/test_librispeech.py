@@ -116,27 +116,27 @@ def test_extract_and_manifest(tmp_path):
         split_utterances(tmp_path)
 
 
-def test_prepare_script_runs_resumable_stages(tmp_path):
+def test_prepare_script_runs_resumable_stages_per_split(tmp_path):
     archives = make_fake_librispeech(tmp_path)
     checksums = tmp_path / "SHA256SUMS"
     checksums.write_text("".join(f"{sha256(path)}  {path.name}\n" for path in archives.values()))
-    env = {**os.environ, "DATA": str(tmp_path / "data"), "SPLITS": "dev-clean test-clean",
+    env = {**os.environ, "DATA": str(tmp_path / "data"), "SPLITS": "dev-clean",
            "BASE_URL": (tmp_path / "mirror").as_uri(), "CHECKSUMS": str(checksums),
            "PYTHON": sys.executable}  # fmt: skip
     script = REPO / "recipes" / "librispeech" / "prepare.sh"
-    first = subprocess.run(["bash", script], env=env, capture_output=True, text=True, cwd=REPO)
-    assert first.returncode == 0, first.stderr
+
+    def prepare(splits: str, *args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(["bash", script, *args], env={**env, "SPLITS": splits}, capture_output=True,
+                                text=True, cwd=REPO)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result
+
+    first = prepare("dev-clean")
+    assert first.stdout.count("done already") == 0
+    # A split added later: only its stages run.
+    second = prepare("dev-clean test-clean")
+    assert second.stdout.count("done already") == 3 and "stage 3 (manifests test-clean)" in second.stdout
     manifest = read_manifest(tmp_path / "data" / "manifests" / "test-clean.jsonl")
     assert [u.text for u in manifest] == ["he hoped there would be stew for dinner"]
     assert manifest[0].audio_filepath.is_file()
-
-    second = subprocess.run(["bash", script], env=env, capture_output=True, text=True, cwd=REPO)
-    assert second.returncode == 0 and second.stdout.count("done already") == 3
-    again = subprocess.run(
-        ["bash", script, "--stage", "3"],
-        env={**env, "SPLITS": "nope"},
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    assert again.returncode == 0 and "stage 3 (manifests): done already" in again.stdout
+    assert prepare("dev-clean test-clean", "--stage", "3").stdout.count("done already") == 2
