@@ -1,5 +1,6 @@
 """The n-gram estimator, ARPA output, and beam search with and without the LM."""
 
+import gzip
 import random
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from asr.ctc.decoding import BeamSearchDecoder, BeamSettings, GreedyDecoder, write_lexicon
+from asr.errors import UserError
 from asr.lm.ngram import EOS, UNK, discounts, estimate
 from asr.text import CharTokenizer
 
@@ -108,6 +110,29 @@ def test_beam_search_with_the_lm_repairs_what_the_acoustics_blur(arpa):
               for name, hyps in (("greedy", greedy), ("beam", beam), ("lm", with_lm))}  # fmt: skip
     assert errors["greedy"] > 5, "the test needs blurred emissions"
     assert errors["lm"] < errors["greedy"] / 3 and errors["beam"] <= errors["greedy"]
+
+
+def test_an_uppercase_gzipped_arpa_as_openslr_ships_decodes_the_same(arpa, tmp_path):
+    # OpenSLR's LibriSpeech LMs (3-gram.pruned.1e-7.arpa.gz) are gzipped, their words in upper case.
+    shouting = tmp_path / "3-gram.arpa.gz"
+    with gzip.open(shouting, "wt", encoding="utf-8") as file:
+        for line in Path(arpa).read_text(encoding="utf-8").splitlines(keepends=True):
+            upper = line.upper().replace("<S>", "<s>").replace("</S>", "</s>")  # <UNK> as OpenSLR's
+            file.write(line if line.startswith(("\\", "ngram ")) else upper)
+    tokenizer = CharTokenizer()
+    truths = [" ".join(s) for s in SENTENCES[:10]]
+    emissions = [emissions_for(text, tokenizer, noise=1.5, seed=i) for i, text in enumerate(truths)]
+    batch = torch.nn.utils.rnn.pad_sequence(emissions, batch_first=True)
+    lengths = torch.tensor([len(e) for e in emissions])
+    settings = BeamSettings(lm_weight=1.0, word_score=1.0)
+    expected = BeamSearchDecoder(tokenizer, arpa, settings)(batch, lengths)
+    assert BeamSearchDecoder(tokenizer, shouting, settings)(batch, lengths) == expected
+    lexicon = write_lexicon(shouting, tokenizer, tmp_path / "lexicon.txt").read_text().splitlines()
+    assert "CAT c a t |" in lexicon and not any(line.startswith("<UNK>") for line in lexicon)
+    assert sum(h == t for h, t in zip(expected, truths, strict=True)) >= 8
+    (tmp_path / "broken.arpa.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(UserError, match="cannot read the language model"):
+        write_lexicon(tmp_path / "broken.arpa.gz", tokenizer, tmp_path / "lexicon.txt")
 
 
 def test_lexicon_spells_the_lm_vocabulary(arpa, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import tempfile
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 
 from asr.errors import UserError
-from asr.text import Tokenizer
+from asr.text import Tokenizer, normalize_text
 
 
 def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[list[int]]:
@@ -50,9 +51,11 @@ class BeamSettings:
 class BeamSearchDecoder:
     """CTC prefix beam search by flashlight-text through torchaudio's ``ctc_decoder``.
 
-    Without ``lm``: lexicon-free search over tokens. With an ARPA (or KenLM binary) ``lm``: words
-    are spelled from the LM's vocabulary (the lexicon) and scored by the n-gram model (shallow
-    fusion: ``log p_ctc + lm_weight * log p_lm + word_score * words``).
+    Without ``lm``: lexicon-free search over tokens. With an ARPA ``lm`` (plain or ``.arpa.gz``,
+    words in any case, as OpenSLR's LibriSpeech models are in upper case): words are spelled from
+    the LM's vocabulary (the lexicon, case-folded to the tokenizer) and scored by the n-gram model
+    (shallow fusion: ``log p_ctc + lm_weight * log p_lm + word_score * words``); the words it
+    returns are normalised like transcripts.
     """
 
     def __init__(self, tokenizer: Tokenizer, lm: str | os.PathLike | None, settings: BeamSettings) -> None:
@@ -74,7 +77,7 @@ class BeamSearchDecoder:
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         results = self.decoder(log_probs.detach().float().cpu().contiguous(), lengths.cpu().to(torch.int32))
         if self.lexicon:
-            return [" ".join(best[0].words) for best in results]
+            return [normalize_text(" ".join(best[0].words)) for best in results]
         return [" ".join(self.tokenizer.decode(best[0].tokens.tolist()).split()) for best in results]
 
 
@@ -96,26 +99,38 @@ def spell(tokenizer: Tokenizer, word: str) -> list[str]:
 
 
 def write_lexicon(lm: str | os.PathLike, tokenizer: Tokenizer, path: Path) -> Path:
-    """Spell every word of an ARPA model's unigrams with ``tokenizer``'s tokens (flashlight's
-    lexicon format: ``word t o k e n s |``); words it cannot spell are left out."""
+    """Spell every word of an ARPA model's unigrams (``.arpa`` or ``.arpa.gz``) with ``tokenizer``'s
+    tokens, after normalising it as transcripts are (so ``HELLO`` is spelled ``h e l l o``), in
+    flashlight's lexicon format: ``HELLO h e l l o |``. Words it cannot spell are left out."""
     lm = Path(lm)
     if not lm.is_file():
         raise UserError(f"{lm}: no such language model")
-    lines = []
-    with open(lm, encoding="utf-8", errors="replace") as arpa:
-        in_unigrams = False
-        for line in arpa:
-            if line.startswith("\\"):
-                in_unigrams = line.strip() == "\\1-grams:"
-                continue
-            fields = line.split()
-            if not in_unigrams or len(fields) < 2 or fields[1] in ("<s>", "</s>", "<unk>"):
-                continue
-            try:
-                lines.append(f"{fields[1]} {' '.join(spell(tokenizer, fields[1]))}\n")
-            except ValueError:
-                continue
+    opener = gzip.open if lm.suffix == ".gz" else open
+    try:
+        with opener(lm, "rt", encoding="utf-8", errors="replace") as arpa:
+            lines = _spelled_unigrams(arpa, tokenizer)
+    except (OSError, EOFError) as error:
+        raise UserError(f"{lm}: cannot read the language model ({error})") from None
     if not lines:
         raise UserError(f"{lm}: no unigrams the tokenizer can spell (is it an ARPA file?)")
     path.write_text("".join(lines), encoding="utf-8")
     return path
+
+
+def _spelled_unigrams(arpa, tokenizer: Tokenizer) -> list[str]:
+    lines = []
+    in_unigrams = False
+    for line in arpa:
+        if line.startswith("\\"):
+            in_unigrams = line.strip() == "\\1-grams:"
+            continue
+        fields = line.split()
+        if not in_unigrams or len(fields) < 2 or fields[1].lower() in ("<s>", "</s>", "<unk>"):
+            continue
+        try:
+            spelling = spell(tokenizer, normalize_text(fields[1]))
+        except ValueError:
+            continue
+        if spelling and spelling != [WORD_BOUNDARY]:
+            lines.append(f"{fields[1]} {' '.join(spelling)}\n")
+    return lines

@@ -91,8 +91,10 @@ def check_utterance(
 def find_problems(
     utterances: list[Utterance], tokenizer: Tokenizer, model: torch.nn.Module, *,
     check_length: bool = True, progress: bool = True, desc: str = "validating",
+    share: tuple[int, int] = (0, 1),
 ) -> list[Problem]:  # fmt: skip
-    """Check every utterance (4 threads: decoding releases the GIL); problems in manifest order."""
+    """Check every utterance (4 threads: decoding releases the GIL), or with ``share=(k, n)`` every
+    n-th from the k-th; problems in manifest order."""
     sample_rate = model.dims.sample_rate
 
     def output_frames(samples: int) -> int:
@@ -101,9 +103,11 @@ def find_problems(
     def check(item: tuple[int, Utterance]) -> Problem | None:
         return check_utterance(*item, tokenizer, sample_rate, output_frames if check_length else None)
 
+    first, step = share
+    mine = list(enumerate(utterances))[first::step]
     with ThreadPoolExecutor(4) as pool:
-        results = pool.map(check, enumerate(utterances))
-        results = list(tqdm(results, desc, len(utterances), unit="utt", disable=not progress, leave=False))
+        results = pool.map(check, mine)
+        results = list(tqdm(results, desc, len(mine), unit="utt", disable=not progress, leave=False))
     return [problem for problem in results if problem is not None]
 
 

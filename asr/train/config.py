@@ -52,8 +52,10 @@ class DataConfig:
     max_batch_seconds: float | None = None
     """Fill each batch up to this much padded audio (dynamic batch size; ``batch_size`` is then
     unused); None: ``batch_size`` utterances per batch."""
-    num_workers: int = 0
-    """DataLoader worker processes; on a 2-core machine they compete with the model for cores."""
+    num_workers: int | None = None
+    """DataLoader worker processes. None: on a GPU, one per CPU core this process may use, up to 8
+    (loading then overlaps the GPU's work); on a CPU, 0 (workers would compete with the model for
+    the cores)."""
     validate: bool = True
     """Check every utterance before training (audio readable, not silent, durations, characters,
     long enough for its transcript), as ``asr-validate`` does."""
@@ -138,8 +140,11 @@ class TrainerConfig:
     stop the run, naming the last batch."""
     eval_every_steps: int | None = None
     """Dev evaluation and checkpoints every N steps; None: at the end of every epoch."""
-    save_every_steps: int | None = 100
+    save_every_steps: int | None = None
     """``last.pt`` also every N steps between evaluations, so a crash loses little."""
+    save_every_minutes: float | None = 5.0
+    """``last.pt`` also every N minutes of training (a large model's checkpoint, with its optimiser
+    state, is gigabytes: by time rather than by steps)."""
     keep_best: int = 3
     """Checkpoints kept by dev WER (``best-step*.pt``; ``best.pt`` is the best of them)."""
     average_best: bool = True

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -114,18 +115,22 @@ def build_tokenizer(cfg: DictConfig, run_dir: Path, world: World) -> Tokenizer:
 
 
 def checked_utterances(cfg: DictConfig, model: DeepSpeech2, tokenizer: Tokenizer, world: World):
-    """Train and dev utterances after ``asr-validate``'s checks (rank 0 checks, every rank applies
-    ``data.on_bad_sample``, so all stop or skip together). Dev data needs no CTC path."""
+    """Train and dev utterances after ``asr-validate``'s checks. Each rank checks every
+    ``world.size``-th utterance and the problems are gathered, so 960 hours take N times less and
+    no rank waits alone in a collective; every rank applies ``data.on_bad_sample`` to the same
+    list, so all stop or skip together. Dev data needs no CTC path."""
     skip = cfg.data.on_bad_sample == "skip"
     checked = []
     for name, check_length in ((cfg.data.train_manifest, True), (cfg.data.dev_manifest, False)):
         utterances = read_manifest(name)
         problems = []
-        if cfg.data.validate and world.is_main:
-            problems = find_problems(
-                utterances, tokenizer, model, check_length=check_length, progress=cfg.trainer.progress
-            )
-        checked.append(screen(utterances, distributed.broadcast(problems), skip, name))
+        if cfg.data.validate:
+            mine = find_problems(
+                utterances, tokenizer, model, check_length=check_length,
+                progress=cfg.trainer.progress and world.is_main, share=(world.rank, world.size),
+            )  # fmt: skip
+            problems = sorted((p for part in distributed.gather(mine) for p in part), key=lambda p: p.index)
+        checked.append(screen(utterances, problems, skip, name))
     return checked
 
 
@@ -335,6 +340,16 @@ class Trainer:
                  len(files), 100 * wer, 100 * self.state.best_wer)  # fmt: skip
 
 
+def data_workers(setting: int | None, device: torch.device) -> int:
+    """``data.num_workers``: as set, else one per usable core up to 8 on a GPU, none on a CPU."""
+    if setting is not None:
+        return setting
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores - 1))
+
+
 def resume_from(cfg: DictConfig, run_dir: Path) -> Path | None:
     """The checkpoint to continue from, following ``trainer.resume`` (auto / true / false)."""
     last = run_dir / "checkpoints" / "last.pt"
@@ -353,7 +368,8 @@ def resume_from(cfg: DictConfig, run_dir: Path) -> Path | None:
 POSITIVE_KEYS = (
     "data.batch_size data.max_batch_seconds trainer.accumulate_grad_batches trainer.keep_best "
     "trainer.max_bad_steps trainer.max_epochs trainer.max_steps trainer.eval_every_steps "
-    "trainer.save_every_steps trainer.early_stopping_patience tokenizer.vocab_size"
+    "trainer.save_every_steps trainer.save_every_minutes trainer.early_stopping_patience "
+    "tokenizer.vocab_size trainer.max_time_minutes"
 ).split()
 
 
@@ -456,6 +472,9 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
     # every eval_every_steps) and when stopping, save last.pt every save_every_steps.
     started, first_step, spent_before = time.monotonic(), state.step, state.elapsed
     schedule.elapsed = state.elapsed
+    every_steps, every_minutes = cfg.trainer.save_every_steps, cfg.trainer.save_every_minutes or math.inf
+    save_due = state.elapsed + 60 * every_minutes
+    workers = data_workers(cfg.data.num_workers, device)
     bar = tqdm(
         total=total_steps if math.isfinite(total_steps) else None,
         initial=state.step,
@@ -470,7 +489,7 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
         train_set.set_epoch(sampler.epoch)
         epoch_batches, first = sampler.rank_batches(sampler.epoch), sampler.position
         loader = torch.utils.data.DataLoader(
-            train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers,
+            train_set, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
             generator=torch.Generator().manual_seed(cfg.trainer.seed),  # leaves the global RNG to the model
         )  # fmt: skip
         group: list[Batch] = []
@@ -518,8 +537,10 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
                 trainer.evaluate()
                 stop |= trainer.state.early_stopped
                 state = trainer.state
-            elif cfg.trainer.save_every_steps is not None and state.step % cfg.trainer.save_every_steps == 0:
+                save_due = state.elapsed + 60 * every_minutes
+            elif (every_steps and state.step % every_steps == 0) or state.elapsed >= save_due:
                 trainer.save()
+                save_due = state.elapsed + 60 * every_minutes
             if stop or epoch_done:
                 break
     bar.close()
