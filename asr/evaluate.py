@@ -123,6 +123,8 @@ class EvalConfig:
     decoder: DecoderKind = DecoderKind.greedy
     lm: str | None = None
     """ARPA n-gram model for ``beam_lm``; default: the one ``asr-tune-lm`` chose for the checkpoint."""
+    tuned: str | None = None
+    """``asr-tune-lm``'s choice of LM and weights; default: ``<checkpoint>.lm.json`` if it exists."""
     lm_weight: float | None = None
     """alpha; default: the tuned value, else 1.0."""
     word_score: float | None = None
@@ -145,7 +147,9 @@ def make_decoder(cfg: EvalConfig, tokenizer: Tokenizer) -> tuple[Decoder, dict]:
     kind = DecoderKind(cfg.decoder)
     if kind is DecoderKind.greedy:
         return GreedyDecoder(tokenizer), {"decoder": kind.value}
-    tuned_path = tuned_lm_path(cfg.checkpoint)
+    tuned_path = Path(cfg.tuned) if cfg.tuned is not None else tuned_lm_path(cfg.checkpoint)
+    if cfg.tuned is not None and not tuned_path.is_file():
+        raise UserError(f"tuned={tuned_path}: no such file (asr-tune-lm ... output={tuned_path} writes it)")
     tuned = json.loads(tuned_path.read_text()) if kind is DecoderKind.beam_lm and tuned_path.is_file() else {}
     lm = cfg.lm if cfg.lm is not None else tuned.get("lm")
     if kind is DecoderKind.beam_lm and lm is None:

@@ -7,6 +7,7 @@ The same manifest builder reads the built-in synthetic corpus, which uses LibriS
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import soundfile
@@ -28,14 +29,15 @@ SHA256 = {
 }
 
 
-def read_checksums(path: Path) -> dict[str, str]:
-    """``<sha256>  <split>.tar.gz`` lines (the output of ``sha256sum``) as ``{split: sha256}``."""
+def read_checksums(path: Path, suffix: str = ".tar.gz") -> dict[str, str]:
+    """``<sha256>  <split>.tar.gz`` lines (the output of ``sha256sum``) as ``{split: sha256}``
+    (the file name less ``suffix``)."""
     try:
         lines = path.read_text().split("\n")
     except OSError as error:
         raise UserError(f"{path}: cannot read checksums ({error})") from None
     pairs = (line.split() for line in lines if line.strip())
-    return {Path(name).name.removesuffix(".tar.gz"): digest for digest, name in pairs}
+    return {Path(name).name.removesuffix(suffix): digest for digest, name in pairs}
 
 
 def split_utterances(split_dir: Path) -> list[Utterance]:
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     unpack = commands.add_parser("extract", help="extract split archives")
     unpack.add_argument("archives", nargs="+", type=Path)
     unpack.add_argument("--dest", type=Path, required=True)
+    fetch_one = commands.add_parser("fetch", help="download one file, e.g. an LM (resumable)")
+    fetch_one.add_argument("url")
+    fetch_one.add_argument("--dest", type=Path, required=True, help="the file to write")
+    fetch_one.add_argument("--checksums", type=Path, help="sha256sum-style list, used if it names the file")
     manifests = commands.add_parser("manifest", help="write one manifest per split folder")
     manifests.add_argument("split_dirs", nargs="+", type=Path)
     manifests.add_argument("--out", type=Path, required=True, help="folder for <split>.jsonl")
@@ -88,6 +94,12 @@ def main(argv: list[str] | None = None) -> None:
             if split not in checksums:
                 raise UserError(f"{args.checksums}: no checksum for {split}.tar.gz")
             download(f"{args.base_url}/{split}.tar.gz", args.dest / f"{split}.tar.gz", checksums[split])
+    elif args.command == "fetch":
+        name = args.url.rsplit("/", 1)[-1]
+        listed = read_checksums(args.checksums, suffix="") if args.checksums else {}
+        if name not in listed:
+            print(f"{name}: no checksum to check it against", file=sys.stderr)
+        download(args.url, args.dest, listed.get(name))
     elif args.command == "extract":
         for archive in args.archives:
             extract(archive, args.dest)

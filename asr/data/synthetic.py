@@ -154,12 +154,21 @@ def generate_corpus(root: Path, spec: CorpusSpec) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="asr-synth", description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, help="output folder")
+    parser.add_argument(
+        "--as-openslr", type=Path, metavar="DIR",
+        help="also pack the corpus into DIR as OpenSLR publishes LibriSpeech (a rehearsal of its recipe)",
+    )  # fmt: skip
     for field, default in asdict(CorpusSpec()).items():
         parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=default)
     args = vars(parser.parse_args(argv))
-    root = args.pop("root")
+    root, openslr = args.pop("root"), args.pop("as_openslr")
     generate_corpus(root, CorpusSpec(**args))
     print(f"corpus in {root}, manifests in {root / 'manifests'}")
+    if openslr is not None:
+        from asr.data.rehearsal import write_openslr
+
+        write_openslr(root, openslr)
+        print(f"LibriSpeech rehearsal in {openslr}: serve it and run BASE_URL=... recipes/librispeech/run.sh")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 
 The acoustic model runs once; each (alpha, beta) pair only decodes again. The best pair (lowest
 dev WER) is written next to the checkpoint as ``<checkpoint>.lm.json``, where
-``asr-eval decoder=beam_lm`` finds it.
+``asr-eval decoder=beam_lm`` finds it, or to ``output=`` (then ``asr-eval tuned=``: e.g. one per
+dev set).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class TuneConfig:
     beam_threshold: float = 25.0
     batch_size: int = 16
     device: Device = Device.auto
+    output: str | None = None
+    """Where the chosen LM and weights go; default: ``<checkpoint>.lm.json``."""
 
 
 def tune(cfg: TuneConfig) -> dict:
@@ -68,7 +71,7 @@ def tune(cfg: TuneConfig) -> dict:
         "lm": str(Path(cfg.lm).resolve()), "lm_weight": best["lm_weight"], "word_score": best["word_score"],
         "dev_wer": best["wer"], "manifest": str(cfg.manifest), "grid": grid,
     }  # fmt: skip
-    write_json(tuned_lm_path(cfg.checkpoint), result)
+    write_json(cfg.output or tuned_lm_path(cfg.checkpoint), result)
     return result
 
 
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         result = tune(cfg)
     print(
         f"best: alpha {result['lm_weight']}, beta {result['word_score']}: dev WER {result['dev_wer']:.2%}"
-        f" -> {tuned_lm_path(cfg.checkpoint)}"
+        f" -> {cfg.output or tuned_lm_path(cfg.checkpoint)}"
     )
 
 

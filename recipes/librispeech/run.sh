@@ -1,25 +1,64 @@
 #!/usr/bin/env bash
-# LibriSpeech end to end: prepare -> train (DeepSpeech2 size, GPU) -> 3-gram LM from the training
-# transcripts, tuned on dev-clean -> WER on test-clean and test-other, greedy and beam + LM.
-#   recipes/librispeech/run.sh [extra asr-train overrides...]
-# A stronger LM: LM=path/to/3-gram.pruned.1e-7.arpa (OpenSLR 11, built from LibriSpeech's
-# 800-million-word LM corpus) instead of the one built here.
+# LibriSpeech end to end: prepare (download, verify, extract, manifests) -> train
+# (+experiment=librispeech_ds2: DeepSpeech2 size, one GPU) -> an n-gram LM, its weights tuned on
+# dev-clean for test-clean and on dev-other for test-other -> WER, greedy and beam + LM, in
+# EXP/RESULTS.md.
+#   recipes/librispeech/run.sh [--stage N] [extra asr-train overrides...]
+# Stages: 0 data (prepare.sh), 1 train, 2 LM, 3 tune the LM weights, 4 evaluate, write RESULTS.md.
+# Environment: EXP (runs/librispeech); LM: an ARPA file to use (.arpa or .arpa.gz, any case), or
+# LM_URL: one to download (OpenSLR's: https://www.openslr.org/resources/11/3-gram.pruned.1e-7.arpa.gz,
+# checked against CHECKSUMS if listed there), neither: a 3-gram of the training transcripts; and
+# prepare.sh's DATA, SPLITS, BASE_URL, CHECKSUMS. The train-* splits in SPLITS are trained on
+# together. A rehearsal without the internet: asr-synth ROOT --as-openslr DIR, serve DIR, and
+# BASE_URL=http://127.0.0.1:PORT CHECKSUMS=DIR/SHA256SUMS LM_URL=$BASE_URL/3-gram.pruned.1e-7.arpa.gz.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 [ -x "$repo/.venv/bin/python" ] && PATH="$repo/.venv/bin:$PATH"  # the venv that `make setup` made
 cd "$repo"
+stage=0
+if [ "${1:-}" = "--stage" ]; then stage=$2; shift 2; fi
+export DATA=${DATA:-data/librispeech}
+export SPLITS=${SPLITS:-"train-clean-100 dev-clean dev-other test-clean test-other"}
 EXP=${EXP:-runs/librispeech}
-manifests=data/librispeech/manifests
-LM=${LM:-data/librispeech/lm/3gram.arpa}
+manifests="$DATA/manifests"
+checkpoint="$EXP/checkpoints/best.pt"
 
-recipes/librispeech/prepare.sh
-asr-train data=librispeech model=ds2 optim.lr=1e-3 optim.warmup_steps=1000 trainer.device=cuda \
-  trainer.max_epochs=30 trainer.eval_every_steps=2000 hydra.run.dir="$EXP" "$@"
-[ -f "$LM" ] || asr-build-lm text="$manifests/train-clean-100.jsonl" output="$LM" order=3
-asr-tune-lm checkpoint="$EXP/checkpoints/best.pt" manifest="$manifests/dev-clean.jsonl" lm="$LM"
-for split in test-clean test-other; do
-  for decoder in greedy beam_lm; do
-    asr-eval checkpoint="$EXP/checkpoints/best.pt" manifest="$manifests/$split.jsonl" decoder="$decoder" \
-      output="$EXP/${split}_$decoder.json"
-  done
+if [ "$stage" -le 0 ]; then
+  recipes/librispeech/prepare.sh
+  train_splits=()
+  for split in $SPLITS; do [[ $split == train-* ]] && train_splits+=("$manifests/$split.jsonl"); done
+  cat "${train_splits[@]}" > "$manifests/train.jsonl.tmp" && mv "$manifests/train.jsonl.tmp" "$manifests/train.jsonl"
+fi
+if [ "$stage" -le 1 ]; then
+  asr-train +experiment=librispeech_ds2 data.train_manifest="$manifests/train.jsonl" \
+    data.dev_manifest="$manifests/dev-clean.jsonl" hydra.run.dir="$EXP" "$@"
+fi
+if [ -n "${LM:-}" ]; then
+  lm=$LM
+elif [ -n "${LM_URL:-}" ]; then
+  lm="$DATA/lm/$(basename "$LM_URL")"
+else
+  lm="$DATA/lm/3gram.arpa"
+fi
+if [ "$stage" -le 2 ] && [ -z "${LM:-}" ]; then
+  if [ -n "${LM_URL:-}" ]; then
+    python -m asr.data.librispeech fetch "$LM_URL" --dest "$lm" ${CHECKSUMS:+--checksums "$CHECKSUMS"}
+  else
+    asr-build-lm text="$manifests/train.jsonl" output="$lm" order=3
+  fi
+fi
+for pair in test-clean:dev-clean test-other:dev-other; do
+  test_split=${pair%%:*} dev_split=${pair##*:}
+  if [ "$stage" -le 3 ]; then
+    asr-tune-lm checkpoint="$checkpoint" manifest="$manifests/$dev_split.jsonl" lm="$lm" \
+      output="$EXP/lm.$dev_split.json"
+  fi
+  if [ "$stage" -le 4 ]; then
+    asr-eval checkpoint="$checkpoint" manifest="$manifests/$test_split.jsonl" output="$EXP/${test_split}_greedy.json"
+    asr-eval checkpoint="$checkpoint" manifest="$manifests/$test_split.jsonl" decoder=beam_lm \
+      tuned="$EXP/lm.$dev_split.json" output="$EXP/${test_split}_beam_lm.json"
+  fi
 done
+if [ "$stage" -le 4 ]; then
+  python recipes/librispeech/results.py "$EXP"
+fi
