@@ -17,9 +17,9 @@ $(VENV)/.installed: pyproject.toml
 # Built-in corpus -> train (small model, CPU) -> WER on unseen test speakers -> transcribe a file.
 demo: setup
 	$(BIN)/asr-train hydra.run.dir=$(DEMO_DIR) trainer.max_epochs=7 trainer.max_time_minutes=14.5 $(DEMO_ARGS)
-	$(BIN)/asr-eval checkpoint=$(DEMO_DIR)/checkpoints/best.pt \
+	$(BIN)/asr-eval model=$(DEMO_DIR)/checkpoints/best.pt \
 		manifest=data/synthetic/manifests/test.jsonl output=$(DEMO_DIR)/test.json
-	$(BIN)/asr-transcribe $(DEMO_DIR)/checkpoints/best.pt data/synthetic/test/3000/30000/3000-30000-0000.flac
+	$(BIN)/asr-transcribe model=$(DEMO_DIR)/checkpoints/best.pt data/synthetic/test/3000/30000/3000-30000-0000.flac
 
 test: setup
 	$(BIN)/pytest -q

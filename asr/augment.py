@@ -25,10 +25,11 @@ class WaveformAugment:
     noises: list[Utterance]
     noise_probability: float
     snr_db: tuple[float, float]
+    pad_seconds: float = 0.0
 
     @property
     def enabled(self) -> bool:
-        return self.speed_factors != [1.0] or bool(self.noises)
+        return self.speed_factors != [1.0] or bool(self.noises) or self.pad_seconds > 0
 
     def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         factor = self.speed_factors[rng.integers(len(self.speed_factors))]
@@ -37,6 +38,8 @@ class WaveformAugment:
         if self.noises and rng.random() < self.noise_probability:
             noise = self.noise_segment(len(audio), rng)
             audio = add_noise(audio, noise, rng.uniform(*self.snr_db))
+        if self.pad_seconds > 0:
+            audio = pad_with_silence(audio, self.pad_seconds, self.sample_rate, rng)
         return audio
 
     def noise_segment(self, samples: int, rng: np.random.Generator) -> np.ndarray:
@@ -54,6 +57,17 @@ def speed_perturb(audio: np.ndarray, factor: float, sample_rate: int) -> np.ndar
     """Play ``factor`` times faster (pitch moves with it, as Kaldi's and sox's ``speed``): the
     samples are read as if recorded at ``sample_rate * factor`` and resampled to ``sample_rate``."""
     return soxr.resample(audio, sample_rate * factor, sample_rate).astype(np.float32)
+
+
+def pad_with_silence(
+    audio: np.ndarray, seconds: float, sample_rate: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Up to ``seconds`` of near-silence before and after ``audio``: a noise floor 30 to 60 dB below
+    the speech, as in a pause of a longer recording."""
+    before, after = (round(rng.uniform(0.0, seconds) * sample_rate) for _ in range(2))
+    level = float(np.sqrt(np.mean(audio**2))) * 10 ** (-rng.uniform(30.0, 60.0) / 20)
+    floor = rng.normal(0.0, level, before + after).astype(np.float32)
+    return np.concatenate([floor[:before], audio, floor[before:]])
 
 
 def add_noise(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Models to run, whatever they were saved as: a checkpoint (``.pt``), or an artifact of
 ``asr-export`` (``.onnx`` for onnxruntime, ``.ts`` for TorchScript). Each comes back behind the
-model's interface: ``model(audio, lengths) -> (log_probs, frames)`` and ``model.dims``."""
+model's interface: ``model(audio, lengths) -> (log_probs, frames)``, ``model.dims``,
+``output_lengths`` and ``frame_shift_seconds`` (``asr.recognizer.Recognizer`` wraps them)."""
 
 from __future__ import annotations
 
@@ -15,26 +16,46 @@ import numpy as np
 import torch
 from torch import nn
 
+from asr.checkpoint import load_model
 from asr.errors import UserError
-from asr.models import ModelDims
+from asr.models import DEFAULT, model_class
+from asr.models.base import frame_shift_seconds, output_lengths
+from asr.streaming import Step, StreamSpec, stream_log_probs
 from asr.text import Tokenizer, tokenizer_from_dict
-from asr.train.checkpoint import load_model
 
 Run = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 class ExportedModel(nn.Module):
-    """An exported artifact with the eager model's call and ``dims``."""
+    """An exported artifact with the eager model's call, ``dims`` and frame arithmetic (from a
+    weightless twin of the model it was exported from)."""
 
-    def __init__(self, run: Run, dims: ModelDims) -> None:
+    def __init__(
+        self, run: Run, name: str, dims: dict, stepper: Callable[[], tuple[Step, list]] | None = None
+    ) -> None:
         super().__init__()
-        self.run, self.dims = run, dims
+        self.run, self.name = run, name
+        self.model_class = model_class(name)
+        self.dims = self.model_class.Dims(**dims)
+        self.stepper = stepper
+        """A streaming export's ``Step`` and initial state (fresh for each stream); else None."""
+
+    @property
+    def time_subsampling(self) -> int:
+        return self.model_class.subsampling(self.dims)
+
+    def output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        return output_lengths(self.model_class, self.dims, sample_lengths)
+
+    @property
+    def frame_shift_seconds(self) -> float:
+        return frame_shift_seconds(self.model_class, self.dims)
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.run(audio, lengths)
 
 
-def load_recognizer(
+def load_any(
     path: str | os.PathLike, device: torch.device, threads: int | None = None
 ) -> tuple[nn.Module, Tokenizer]:
     """The model (eval mode) and tokenizer of a checkpoint or exported artifact. ``threads``: for
@@ -55,7 +76,10 @@ def load_recognizer(
     state = meta["tokenizer"]
     if "model" in state:
         state = {**state, "model": base64.b64decode(state["model"])}
-    return ExportedModel(run, ModelDims(**meta["model_dims"])).eval(), tokenizer_from_dict(state)
+    model = ExportedModel(
+        run, meta.get("model_name", DEFAULT), meta["model_dims"], getattr(run, "stepper", None)
+    )
+    return model.eval(), tokenizer_from_dict(state)
 
 
 def _load_onnx(path: Path, threads: int | None) -> tuple[Run, dict]:
@@ -68,6 +92,9 @@ def _load_onnx(path: Path, threads: int | None) -> tuple[Run, dict]:
     meta = session.get_modelmeta().custom_metadata_map.get("asr")
     if meta is None:
         raise UserError(f"{path}: an ONNX model without asr-export's metadata")
+    meta = json.loads(meta)
+    if "streaming" in meta:
+        return _streaming_run(session, meta), meta
 
     def run(audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feeds = {
@@ -77,7 +104,37 @@ def _load_onnx(path: Path, threads: int | None) -> tuple[Run, dict]:
         log_probs, frames = session.run(None, feeds)
         return torch.from_numpy(log_probs), torch.from_numpy(frames)
 
-    return run, json.loads(meta)
+    return run, meta
+
+
+def _streaming_run(session, meta: dict) -> Run:
+    """A streaming export (its step graph) behind the whole-utterance call, one utterance at a
+    time; ``run.stepper`` gives the step and initial state to ``asr.streaming.Stream``."""
+    names = [node.name for node in session.get_inputs()][1:]
+    shapes = meta["streaming"]["state_shapes"]
+    cls = model_class(meta["model_name"])
+    dims = cls.Dims(**meta["model_dims"])
+    spec = StreamSpec(dims.n_fft, dims.hop_length, cls.subsampling(dims), dims.lookahead, dims.sample_rate)
+
+    def step(samples: np.ndarray, state: list) -> tuple[np.ndarray, np.ndarray, list]:
+        ready, ending, *state = session.run(
+            None, {"samples": samples, **dict(zip(names, state, strict=True))}
+        )
+        return ready, ending, state
+
+    def stepper() -> tuple[Step, list]:
+        return step, [np.zeros(shape, np.float32) for shape in shapes]
+
+    def run(audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pieces = [
+            torch.from_numpy(stream_log_probs(*stepper(), spec, samples[:n].cpu().numpy()))
+            for samples, n in zip(audio, lengths.tolist(), strict=True)
+        ]
+        frames = torch.tensor([len(p) for p in pieces])
+        return torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True), frames
+
+    run.stepper = stepper
+    return run
 
 
 def _load_torchscript(path: Path, device: torch.device) -> tuple[Run, dict]:

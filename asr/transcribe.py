@@ -1,148 +1,151 @@
-"""``asr-transcribe``: transcripts (and word timestamps) of audio files with a trained checkpoint.
+"""``asr-transcribe``: transcripts (and word timestamps) of audio files with a trained model.
 
-asr-transcribe runs/demo/checkpoints/best.pt a.wav b.flac        # path<TAB>text per file
-asr-transcribe runs/demo/checkpoints/best.pt a.wav --json        # JSON lines
-asr-transcribe runs/demo/checkpoints/best.pt a.wav --timestamps  # JSON lines with word start / end
-asr-transcribe runs/demo/checkpoints/best.pt a.wav --srt subs/   # and subs/a.srt
-asr-transcribe runs/demo/model.onnx hour.flac                    # an exported model; long files in chunks
+asr-transcribe model=runs/demo/checkpoints/best.pt a.wav b.flac     # path<TAB>text per file
+asr-transcribe model=best.pt a.wav format=json                      # JSON lines
+asr-transcribe model=best.pt a.wav timestamps=true                  # JSON lines with word start / end
+asr-transcribe model=best.pt a.wav srt=subs/                        # and subs/a.srt
+asr-transcribe model=runs/demo/model.onnx hour.flac                 # an exported model; long files in chunks
+asr-transcribe model=stream.pt stream=true realtime=true a.wav      # live: the transcript grows as it plays
+arecord -f S16_LE -r 16000 | asr-transcribe model=stream.pt stream=true -   # from the microphone
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
+import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-import torch
+import soxr
+from omegaconf import MISSING
 
-from asr.align import WordTime, align_words, seconds_per_frame, srt
-from asr.audio import audio_info, load_audio, stream_audio
-from asr.ctc.decoding import GreedyDecoder
-from asr.errors import UserError, exit_on_user_error
-from asr.evaluate import batched_log_probs
+from asr.audio import stream_audio
+from asr.cli import run_tool
+from asr.ctc.alignment import srt
+from asr.errors import UserError
 from asr.fileio import write_text
-from asr.inference import load_recognizer
-from asr.models import DeepSpeech2
-from asr.runtime import Device, resolve_device
-from asr.text import Tokenizer
+from asr.recognizer import Recognizer
+from asr.runtime import Device
 
 
-def transcribe_files(
-    model: DeepSpeech2, tokenizer: Tokenizer, paths: list[str], device: torch.device,
-    batch_size: int = 8, timestamps: bool = False, chunk_seconds: float = 30.0,
-) -> list[dict]:  # fmt: skip
-    """``{"audio_filepath", "text"[, "words"]}`` in the order of ``paths``; files of any rate and
-    channel count, batched by length. ``words``: ``{"word", "start", "end"}`` in seconds, from
-    forced alignment of the transcript. Files longer than ``chunk_seconds`` go through
-    ``chunked_log_probs`` one at a time, in bounded memory."""
-    decode, frame_seconds = GreedyDecoder(tokenizer), seconds_per_frame(model)
-
-    def result(path: str, log_probs: torch.Tensor, text: str) -> dict:
-        row: dict = {"audio_filepath": path, "text": text}
-        if timestamps:
-            words = align_words(log_probs, tokenizer.encode(text), tokenizer, frame_seconds) or []
-            row["words"] = [asdict(word) for word in words]
-        return row
-
-    results: list[dict] = [{} for _ in paths]
-    long = [i for i, path in enumerate(paths) if audio_info(path)[0] > chunk_seconds]
-    short = sorted(set(range(len(paths))) - set(long))
-    for i in long:
-        log_probs = chunked_log_probs(model, paths[i], device, chunk_seconds)
-        results[i] = result(paths[i], log_probs, decode(log_probs[None], torch.tensor([len(log_probs)]))[0])
-    audio = [torch.from_numpy(load_audio(paths[i], model.dims.sample_rate)) for i in short]
-    lengths = [len(a) for a in audio]
-    for indices, log_probs, frames in batched_log_probs(
-        model, device, lengths, audio.__getitem__, batch_size
-    ):
-        for j, text, emissions, n in zip(
-            indices, decode(log_probs, frames), log_probs, frames.tolist(), strict=True
-        ):
-            results[short[j]] = result(paths[short[j]], emissions[:n], text)
-    return results
+class OutputFormat(str, Enum):
+    text = "text"
+    """``path<TAB>text`` per file."""
+    json = "json"
+    """A JSON object per file (with ``words`` when ``timestamps=true``)."""
 
 
-@torch.inference_mode()
-def chunked_log_probs(
-    model: DeepSpeech2,
-    path: str,
-    device: torch.device,
-    chunk_seconds: float = 30.0,
-    overlap_seconds: float = 4.0,
-) -> torch.Tensor:
-    """Log-probs ``(frames, vocab)`` of a long file from overlapping windows.
-
-    Windows of ``chunk_seconds`` start every ``chunk_seconds - overlap_seconds``; of each, the
-    frames within half the overlap of an edge it shares with a neighbour are dropped, so every
-    output frame comes from exactly one window, seen with at least ``overlap_seconds / 2`` of
-    context on both sides: a word at a seam is neither lost nor doubled. Audio is read a block
-    at a time; memory holds one window and the log-probs (about 10 MB an hour).
-    """
-    stride = round(seconds_per_frame(model) * model.dims.sample_rate)  # samples per output frame
-    margin = max(1, round(overlap_seconds / 2 * model.dims.sample_rate / stride)) * stride
-    chunk = max(4 * margin, round(chunk_seconds * model.dims.sample_rate / stride) * stride)
-    pieces = []
-    for number, (window, is_last) in enumerate(
-        _windows(stream_audio(path, model.dims.sample_rate), chunk, margin)
-    ):
-        audio = torch.from_numpy(window)[None].to(device)
-        log_probs, frames = model(audio, torch.tensor([audio.shape[1]], device=device))
-        first = 0 if number == 0 else margin // stride
-        last = int(frames[0]) if is_last else (chunk - margin) // stride
-        pieces.append(log_probs[0, first:last].float().cpu())
-    return torch.cat(pieces)
+@dataclass
+class TranscribeConfig:
+    model: str = MISSING
+    """A checkpoint (``.pt``), or an ``asr-export`` artifact (``.onnx``, ``.ts``)."""
+    audio: list[str] = field(default_factory=list)
+    """Audio files (wav, flac, ogg; any rate, any channels); bare words on the command line."""
+    format: OutputFormat = OutputFormat.text
+    timestamps: bool = False
+    """Each word's start and end (forced alignment); implies format=json."""
+    srt: str | None = None
+    """Also write ``<srt>/<audio stem>.srt`` subtitles."""
+    decoder: str = "greedy"
+    """greedy or beam (beam_lm needs asr-eval's LM options)."""
+    chunk_seconds: float = 30.0
+    """Longer files are recognised in overlapping windows of this length."""
+    batch_size: int = 8
+    device: Device = Device.auto
+    stream: bool = False
+    """Transcribe while reading, with a streaming model: the transcript grows as the audio comes."""
+    realtime: bool = False
+    """With stream=true: read files at the pace they were spoken (a live demo)."""
+    block_seconds: float = 0.16
+    """With stream=true: audio read and fed to the model at a time."""
+    pcm_rate: int = 16000
+    """Sample rate of the raw 16-bit mono PCM read from standard input (audio ``-``)."""
+    threads: int | None = None
+    """CPU threads for torch and onnxruntime; None: their defaults."""
 
 
-def _windows(blocks: Iterator[np.ndarray], chunk: int, margin: int) -> Iterator[tuple[np.ndarray, bool]]:
-    """``(window, is_last)``: windows of ``chunk`` samples every ``chunk - 2 * margin``."""
-    buffer, exhausted = np.zeros(0, np.float32), False
+def pcm_blocks(stream: BinaryIO, rate: int, target: int, block_seconds: float) -> Iterator[np.ndarray]:
+    """Raw 16-bit little-endian mono PCM at ``rate`` (standard input) as float blocks at ``target``."""
+    resampler = None if rate == target else soxr.ResampleStream(rate, target, 1)
+    size, rest = 2 * max(1, round(block_seconds * rate)), b""
     while True:
-        while len(buffer) < chunk and not exhausted:
-            block = next(blocks, None)
-            exhausted = block is None
-            if block is not None:
-                buffer = np.concatenate([buffer, block])
-        is_last = exhausted and len(buffer) <= chunk
-        yield buffer[:chunk], is_last
-        if is_last:
+        data = stream.read(size)
+        last = not data
+        data, rest = rest + data, b""
+        if len(data) % 2:
+            data, rest = data[:-1], data[-1:]
+        samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+        if resampler is not None:
+            samples = resampler.resample_chunk(samples, last=last)
+        if len(samples):
+            yield samples
+        if last:
             return
-        buffer = buffer[chunk - 2 * margin :]
 
 
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="asr-transcribe", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a checkpoint written by asr-train (best.pt or last.pt)")
-    parser.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg; any rate, any channels)")
-    parser.add_argument("--json", action="store_true", help='JSON lines {"audio_filepath", "text"}')
-    parser.add_argument("--timestamps", action="store_true", help="JSON lines with each word's start and end")
-    parser.add_argument("--srt", type=Path, metavar="DIR", help="also write DIR/<audio stem>.srt subtitles")
-    parser.add_argument(
-        "--chunk-seconds", type=float, default=30.0, help="longer files go in overlapping chunks"
-    )
-    parser.add_argument("--device", choices=[d.value for d in Device], default="auto")
-    args = parser.parse_args(argv)
-    device = resolve_device(args.device)
-    model, tokenizer = load_recognizer(args.checkpoint, device)
-    timestamps = args.timestamps or args.srt is not None
-    if args.chunk_seconds <= 4:
-        raise UserError(f"--chunk-seconds {args.chunk_seconds}: must be longer than the 4 s overlap")
-    results = transcribe_files(
-        model, tokenizer, args.audio, device, timestamps=timestamps, chunk_seconds=args.chunk_seconds
-    )
+def transcribe_live(recognizer: Recognizer, source: str, cfg: TranscribeConfig) -> None:
+    """Feed ``source`` (a file, or ``-``: PCM on standard input) to a stream block by block; the
+    growing transcript on standard error (a terminal line rewritten in place), or as JSON lines
+    on standard output with ``format=json``; the final result on standard output."""
+    stream, rate = recognizer.stream(), recognizer.sample_rate
+    if source == "-":
+        blocks = pcm_blocks(sys.stdin.buffer, cfg.pcm_rate, rate, cfg.block_seconds)
+    else:
+        blocks = stream_audio(source, rate, cfg.block_seconds)
+    started, shown = time.monotonic(), ""
+    for block in blocks:
+        if cfg.realtime:  # wait until this block would have been spoken
+            time.sleep(max(0.0, started + stream.seconds + len(block) / rate - time.monotonic()))
+        text = stream.accept(block)
+        if text != shown:
+            shown = text
+            if cfg.format is OutputFormat.json:
+                print(json.dumps({"type": "partial", "text": text}), flush=True)
+            elif sys.stderr.isatty():
+                print(f"\r{text}", end="", file=sys.stderr, flush=True)
+    text = stream.finish()
+    if cfg.format is OutputFormat.text and sys.stderr.isatty():
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    words = [asdict(word) for word in stream.words()] if cfg.timestamps else None
+    if cfg.format is OutputFormat.json or cfg.timestamps:
+        print(json.dumps({"type": "final", "audio_filepath": source, "text": text,
+                          **({"words": words} if words is not None else {})}))  # fmt: skip
+    else:
+        print(f"{source}\t{text}")
+
+
+def transcribe(cfg: TranscribeConfig) -> None:
+    if not cfg.audio:
+        raise UserError("no audio files: name them after the options (asr-transcribe model=... a.wav b.flac)")
+    recognizer = Recognizer.load(cfg.model, cfg.device.value, cfg.threads)
+    if cfg.stream:
+        for source in cfg.audio:
+            transcribe_live(recognizer, source, cfg)
+        return
+    if "-" in cfg.audio:
+        raise UserError("audio - (standard input) is for stream=true")
+    results = recognizer.transcribe(
+        cfg.audio, cfg.decoder, timestamps=cfg.timestamps or cfg.srt is not None,
+        chunk_seconds=cfg.chunk_seconds, batch_size=cfg.batch_size,
+    )  # fmt: skip
     for result in results:
-        if args.srt is not None:
-            words = [WordTime(**word) for word in result["words"]]
-            write_text(args.srt / f"{Path(result['audio_filepath']).stem}.srt", srt(words))
-            if not args.timestamps:
-                del result["words"]
-        if args.json or args.timestamps:
-            print(json.dumps(result))
+        if cfg.srt is not None:
+            write_text(Path(cfg.srt) / f"{Path(result.audio_filepath).stem}.srt", srt(result.words or []))
+            if not cfg.timestamps:
+                result.words = None
+        if cfg.format is OutputFormat.json or cfg.timestamps:
+            print(json.dumps(result.to_dict()))
         else:
-            print(f"{result['audio_filepath']}\t{result['text']}")
+            print(f"{result.audio_filepath}\t{result.text}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_tool("asr-transcribe", TranscribeConfig, transcribe, argv, positional="audio")
 
 
 if __name__ == "__main__":

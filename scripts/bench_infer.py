@@ -18,15 +18,14 @@ from pathlib import Path
 import torch
 
 from asr.audio import load_audio
+from asr.checkpoint import model_payload, save_checkpoint
+from asr.configs import configured_model
 from asr.ctc.decoding import GreedyDecoder
 from asr.data.manifest import read_manifest
 from asr.data.synthetic import CorpusSpec, generate_corpus
 from asr.export import ExportConfig, export
-from asr.inference import load_recognizer
-from asr.models import DeepSpeech2
+from asr.inference import load_any
 from asr.text import CharTokenizer
-from asr.train.checkpoint import model_payload, save_checkpoint
-from asr.train.config import model_dims
 
 
 def main() -> None:
@@ -46,7 +45,7 @@ def main() -> None:
         torch.manual_seed(0)
         checkpoint = folder / "small.pt"
         save_checkpoint(
-            checkpoint, model_payload(DeepSpeech2(model_dims("small", len(CharTokenizer()))), CharTokenizer())
+            checkpoint, model_payload(configured_model("small", len(CharTokenizer())), CharTokenizer())
         )
     paths = {"eager": Path(checkpoint)}
     variants = [("torchscript", "torchscript", "none", ".ts"), ("onnx", "onnx", "none", ".onnx"),
@@ -59,7 +58,7 @@ def main() -> None:
     for threads in (1, 2):
         torch.set_num_threads(threads)
         for name, path in paths.items():
-            model, tokenizer = load_recognizer(path, torch.device("cpu"), threads)
+            model, tokenizer = load_any(path, torch.device("cpu"), threads)
             decode = GreedyDecoder(tokenizer)
             best = float("inf")
             with torch.inference_mode():

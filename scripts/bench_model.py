@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from asr.models.deepspeech2 import BiLSTM
+from asr.models.conv_bilstm import BiLSTM
 
 
 class PackedBiLSTM(torch.nn.Module):

@@ -24,15 +24,14 @@ from pathlib import Path
 
 import torch
 
+from asr.configs import configured_model
 from asr.ctc import get_backend
 from asr.data.dataset import SpeechDataset, collate
 from asr.data.manifest import read_manifest
 from asr.data.sampler import BucketBatchSampler
 from asr.data.synthetic import CorpusSpec, generate_corpus
-from asr.models import DeepSpeech2
 from asr.runtime import autocast
 from asr.text import CharTokenizer
-from asr.train.config import model_dims
 
 
 def padding_fraction(batches: list[list[int]], durations: list[float]) -> float:
@@ -59,15 +58,15 @@ def main() -> None:
         "bucketed": BucketBatchSampler(durations, batch_size=args.batch),
         "dynamic": BucketBatchSampler(durations, max_batch_seconds=args.batch * mean),
     }
-    small = model_dims("small", len(tokenizer))
+    vocab = len(tokenizer)
     torch.manual_seed(0)
-    initial = DeepSpeech2(small).state_dict()
+    initial = configured_model("small", vocab).state_dict()
     runs = {"random": ("random", "native"), "bucketed": ("bucketed", "native"),
             "dynamic": ("dynamic", "native"), "bucketed, custom CTC": ("bucketed", "custom")}  # fmt: skip
 
     def train(batches: list[list[int]], loss_fn) -> tuple[float, float]:
         """Seconds and audio seconds of training on ``batches`` (after one warm-up batch)."""
-        model = DeepSpeech2(small).to(device)
+        model = configured_model("small", vocab).to(device)
         model.load_state_dict(initial)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         elapsed = audio = 0.0

@@ -18,7 +18,7 @@ import torch
 from asr.audio import load_audio
 from asr.data.manifest import read_manifest
 from asr.fileio import atomic_path
-from asr.inference import load_recognizer
+from asr.inference import load_any
 
 OUTPUT = Path("tests/fixtures/trained_log_probs.pt")
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--manifest", default="data/synthetic/manifests/test.jsonl")
     parser.add_argument("--count", type=int, default=6, help="utterances, spread over the manifest")
     args = parser.parse_args()
-    model, tokenizer = load_recognizer(args.checkpoint, torch.device("cpu"))
+    model, tokenizer = load_any(args.checkpoint, torch.device("cpu"))
     entries = read_manifest(args.manifest)
     chosen = entries[:: max(1, len(entries) // args.count)][: args.count]
     audio = [torch.from_numpy(load_audio(entry.audio_filepath, model.dims.sample_rate)) for entry in chosen]

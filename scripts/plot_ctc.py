@@ -20,9 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from asr.audio import load_audio  # noqa: E402
+from asr.checkpoint import load_model  # noqa: E402
 from asr.ctc.custom import ctc_loss  # noqa: E402
 from asr.text import normalize_text  # noqa: E402
-from asr.train.checkpoint import load_model  # noqa: E402
 
 
 def main() -> None:

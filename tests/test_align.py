@@ -1,6 +1,6 @@
 import torch
 
-from asr.align import WordTime, align_words, boundary_errors, ctm_lines, srt
+from asr.ctc.alignment import WordTime, align_words, boundary_errors, ctm_lines, srt
 from asr.text import CharTokenizer
 from tests.test_lm import emissions_for
 

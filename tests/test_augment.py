@@ -3,7 +3,7 @@ import pytest
 import soundfile
 import torch
 
-from asr.augment import SpecAugment, WaveformAugment, add_noise, speed_perturb
+from asr.augment import SpecAugment, WaveformAugment, add_noise, pad_with_silence, speed_perturb
 from asr.data.dataset import SpeechDataset, collate
 from asr.data.manifest import Utterance, read_manifest, write_manifest
 from asr.text import CharTokenizer
@@ -89,3 +89,18 @@ def test_training_with_every_augmentation(tiny_corpus, noise_manifest, tmp_path)
     ]
     run(train_config(tiny_corpus, *everything, "trainer.max_steps=2"), tmp_path)
     assert len(losses(tmp_path)) == 2
+
+
+def test_silence_padding_keeps_the_speech_and_adds_a_quiet_floor():
+    rng = np.random.default_rng(0)
+    speech = rng.normal(0, 0.1, 8000).astype(np.float32)
+    for seed in range(20):
+        padded = pad_with_silence(speech, 0.5, 16000, np.random.default_rng(seed))
+        extra = len(padded) - len(speech)
+        assert 0 <= extra <= 16000
+        starts = [i for i in range(extra + 1) if np.array_equal(padded[i : i + len(speech)], speech)]
+        assert len(starts) == 1, "the speech, intact, once"
+        floor = np.concatenate([padded[: starts[0]], padded[starts[0] + len(speech) :]])
+        if len(floor) > 1000:
+            below = 20 * np.log10(np.sqrt(np.mean(speech**2)) / np.sqrt(np.mean(floor**2)))
+            assert 25 < below < 65

@@ -10,25 +10,7 @@ import pytest
 import soundfile
 
 from asr.audio import load_audio
-
-BIN = Path(sys.executable).parent
-TINY_MODEL = ["model.n_mels=32", "model.conv_channels=[8,8]", "model.rnn_hidden=32", "model.rnn_layers=1"]
-
-
-def cli(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / name), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_corpus, tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("run")
-    result = cli(
-        "asr-train", "data=manifest", f"data.train_manifest={tiny_corpus}/manifests/train.jsonl",
-        f"data.dev_manifest={tiny_corpus}/manifests/dev.jsonl", "data.batch_size=4", "trainer.max_steps=4",
-        "trainer.progress=false", *TINY_MODEL, f"hydra.run.dir={run_dir}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return run_dir
+from tests.conftest import cli
 
 
 def test_train_writes_run_directory(trained):
@@ -40,7 +22,7 @@ def test_train_writes_run_directory(trained):
 
 def test_eval_writes_summary_and_per_utterance_results(trained, tiny_corpus, tmp_path):
     output = tmp_path / "test.json"
-    result = cli("asr-eval", f"checkpoint={trained}/checkpoints/best.pt",
+    result = cli("asr-eval", f"model={trained}/checkpoints/best.pt",
                  f"manifest={tiny_corpus}/manifests/test.jsonl", f"output={output}")  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(output.read_text())
@@ -60,21 +42,21 @@ def test_transcribe_any_rate_and_channels(trained, tiny_corpus, tmp_path):
     resampled = load_audio(stereo_44k, 44100)
     soundfile.write(stereo_44k, np.stack([resampled, resampled], 1), 44100, subtype="PCM_16")
     checkpoint = f"{trained}/checkpoints/best.pt"
-    plain = cli("asr-transcribe", checkpoint, str(source), str(stereo_44k))
+    plain = cli("asr-transcribe", f"model={checkpoint}", str(source), str(stereo_44k))
     assert plain.returncode == 0, plain.stderr
     lines = plain.stdout.splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(source), str(stereo_44k)]
-    as_json = cli("asr-transcribe", checkpoint, str(source), "--json")
+    as_json = cli("asr-transcribe", f"model={checkpoint}", str(source), "format=json")
     assert json.loads(as_json.stdout) == {"audio_filepath": str(source), "text": lines[0].split("\t")[1]}
 
 
 def test_user_errors_are_one_line_without_traceback(trained, tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"RIFF not really")
     cases = [
-        (cli("asr-transcribe", f"{trained}/checkpoints/best.pt", str(tmp_path / "bad.wav")), "bad.wav"),
-        (cli("asr-transcribe", str(tmp_path / "none.pt"), "x.wav"), "no such checkpoint"),
-        (cli("asr-eval", "checkpoint=x.pt"), "missing required argument(s): manifest=..., output=..."),
-        (cli("asr-eval", "checkpoint=x.pt", "manifest=m", "output=o", "batch=3"), "batch"),
+        (cli("asr-transcribe", f"model={trained}/checkpoints/best.pt", str(tmp_path / "bad.wav")), "bad.wav"),
+        (cli("asr-transcribe", f"model={tmp_path / 'none.pt'}", "x.wav"), "no such checkpoint"),
+        (cli("asr-eval", "model=x.pt"), "missing required option(s): manifest=..., output=..."),
+        (cli("asr-eval", "model=x.pt", "manifest=m", "output=o", "batch=3"), "did you mean batch_size?"),
         (cli("asr-train", "data=manifest", f"data.train_manifest={tmp_path}/nope.jsonl",
              "data.dev_manifest=x", f"hydra.run.dir={tmp_path}/run"), "nope.jsonl: no such manifest"),
     ]  # fmt: skip
@@ -102,7 +84,7 @@ def test_align_writes_ctm_measures_against_espeak_times_and_plots(trained, tiny_
         f"manifest={tiny_corpus}/manifests/test.jsonl",
         f"reference={tiny_corpus}/alignments/test.jsonl",
     ]
-    result = cli("asr-align", f"checkpoint={trained}/checkpoints/best.pt", f"output={ctm}", *inputs, "--plot")
+    result = cli("asr-align", f"model={trained}/checkpoints/best.pt", f"output={ctm}", *inputs, "plot=true")
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "test.alignment.json").read_text())
     rows = [line.split() for line in ctm.read_text().splitlines()]
@@ -123,14 +105,8 @@ def test_align_writes_ctm_measures_against_espeak_times_and_plots(trained, tiny_
 
 def test_transcribe_timestamps_as_json_and_srt(trained, tiny_corpus, tmp_path):
     source = sorted(tiny_corpus.glob("test/*/*/*.flac"))[0]
-    result = cli(
-        "asr-transcribe",
-        f"{trained}/checkpoints/best.pt",
-        str(source),
-        "--timestamps",
-        "--srt",
-        str(tmp_path),
-    )
+    result = cli("asr-transcribe", f"model={trained}/checkpoints/best.pt", str(source), "timestamps=true",
+                 f"srt={tmp_path}")  # fmt: skip
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     assert " ".join(w["word"] for w in row["words"]) == " ".join(row["text"].split())
@@ -143,18 +119,16 @@ def test_beam_search_decoders_and_lm_tuning(trained, tiny_corpus, tmp_path):
     checkpoint, test = f"{trained}/checkpoints/best.pt", f"manifest={tiny_corpus}/manifests/test.jsonl"
     lm = tmp_path / "lm.arpa"
     assert cli("asr-build-lm", f"text={tiny_corpus}/manifests/train.jsonl", f"output={lm}").returncode == 0
-    beam = cli("asr-eval", f"checkpoint={checkpoint}", test, "decoder=beam", f"output={tmp_path}/beam.json")
+    beam = cli("asr-eval", f"model={checkpoint}", test, "decoder=beam", f"output={tmp_path}/beam.json")
     assert beam.returncode == 0, beam.stderr
-    no_lm = cli("asr-eval", f"checkpoint={checkpoint}", test, "decoder=beam_lm", f"output={tmp_path}/x.json")
+    no_lm = cli("asr-eval", f"model={checkpoint}", test, "decoder=beam_lm", f"output={tmp_path}/x.json")
     assert no_lm.returncode == 2 and "decoder=beam_lm needs lm=PATH" in no_lm.stderr
-    tune = cli("asr-tune-lm", f"checkpoint={checkpoint}", f"manifest={tiny_corpus}/manifests/dev.jsonl",
+    tune = cli("asr-tune-lm", f"model={checkpoint}", f"manifest={tiny_corpus}/manifests/dev.jsonl",
                f"lm={lm}", "lm_weights=[0.5,1.0]", "word_scores=[0.0]")  # fmt: skip
     assert tune.returncode == 0, tune.stderr
     tuned = json.loads((trained / "checkpoints" / "best.lm.json").read_text())
     assert len(tuned["grid"]) == 2 and tuned["lm_weight"] in (0.5, 1.0)
-    with_lm = cli(
-        "asr-eval", f"checkpoint={checkpoint}", test, "decoder=beam_lm", f"output={tmp_path}/lm.json"
-    )
+    with_lm = cli("asr-eval", f"model={checkpoint}", test, "decoder=beam_lm", f"output={tmp_path}/lm.json")
     assert with_lm.returncode == 0, with_lm.stderr
     summary = json.loads((tmp_path / "lm.json").read_text())
     assert summary["lm_weight"] == tuned["lm_weight"] and summary["rtf"] > summary["decoder_rtf"] > 0
@@ -188,7 +162,7 @@ def artifacts(trained) -> dict[str, Path]:
         fmt, quantize = ("onnx", "int8") if name == "int8" else (name, "none")
         result = cli(
             "asr-export",
-            f"checkpoint={checkpoint}",
+            f"model={checkpoint}",
             f"format={fmt}",
             f"quantize={quantize}",
             f"output={path}",
@@ -200,25 +174,29 @@ def artifacts(trained) -> dict[str, Path]:
 def test_exported_models_match_the_checkpoint(trained, tiny_corpus, artifacts):
     import torch
 
-    from asr.inference import load_recognizer
+    from asr import Recognizer
 
-    eager, tokenizer = load_recognizer(trained / "checkpoints" / "best.pt", torch.device("cpu"))
+    eager = Recognizer.load(trained / "checkpoints" / "best.pt", "cpu")
+    tokenizer = eager.tokenizer
     files = sorted(tiny_corpus.glob("*/*/*/*.flac"))[:6]
     audio = [torch.from_numpy(load_audio(path, 16000)) for path in files]
     batch = torch.nn.utils.rnn.pad_sequence(audio, batch_first=True)
     lengths = torch.tensor([len(a) for a in audio])
     assert len(set(lengths.tolist())) == 6, "utterances of several lengths"
     with torch.no_grad():
-        expected, expected_frames = eager(batch, lengths)
+        expected, expected_frames = eager.model(batch, lengths)
     for name in ("onnx", "torchscript"):
-        model, exported_tokenizer = load_recognizer(artifacts[name], torch.device("cpu"))
-        log_probs, frames = model(batch, lengths)
+        exported = Recognizer.load(artifacts[name], "cpu")
+        exported_tokenizer = exported.tokenizer
+        log_probs, frames = exported.model(batch, lengths)
+        assert exported.frame_seconds == eager.frame_seconds
+        assert torch.equal(exported.model.output_lengths(lengths), eager.model.output_lengths(lengths))
         assert torch.equal(frames, expected_frames) and exported_tokenizer.tokens == tokenizer.tokens
         for i, n in enumerate(frames.tolist()):
             torch.testing.assert_close(log_probs[i, :n], expected[i, :n], atol=1e-4, rtol=0)
-    plain = cli("asr-transcribe", f"{trained}/checkpoints/best.pt", *map(str, files))
+    plain = cli("asr-transcribe", f"model={trained}/checkpoints/best.pt", *map(str, files))
     for name, path in artifacts.items():
-        exported = cli("asr-transcribe", str(path), *map(str, files))
+        exported = cli("asr-transcribe", f"model={path}", *map(str, files))
         assert exported.returncode == 0, exported.stderr
         if name != "int8":
             assert exported.stdout == plain.stdout, f"{name}: the same greedy transcripts"
@@ -232,16 +210,16 @@ def test_onnx_artifact_runs_on_onnxruntime_alone(trained, tiny_corpus, artifacts
     result = subprocess.run([sys.executable, "-c", no_torch, "x", str(artifacts["onnx"]), str(source)],
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    plain = cli("asr-transcribe", f"{trained}/checkpoints/best.pt", str(source))
+    plain = cli("asr-transcribe", f"model={trained}/checkpoints/best.pt", str(source))
     assert result.stdout == plain.stdout
 
 
 def test_export_errors_are_one_line(trained, tmp_path):
-    checkpoint = f"checkpoint={trained}/checkpoints/best.pt"
+    checkpoint = f"model={trained}/checkpoints/best.pt"
     bad = cli("asr-export", checkpoint, "format=torchscript", "quantize=int8", f"output={tmp_path}/m.ts")
     assert bad.returncode == 2 and "quantize=int8 is for format=onnx" in bad.stderr
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
-    junk = cli("asr-transcribe", str(tmp_path / "junk.onnx"), "x.wav")
+    junk = cli("asr-transcribe", f"model={tmp_path / 'junk.onnx'}", "x.wav")
     assert (
         junk.returncode == 2
         and "not a readable onnx artifact" in junk.stderr

@@ -6,9 +6,9 @@ from hypothesis import strategies as st
 
 from asr.frontend import LogMelFrontend
 from asr.frontend import functional as F
-from asr.models import DeepSpeech2, ModelDims
+from asr.models import ConvBiLSTM, ConvBiLSTMDims
 
-TINY_DIMS = ModelDims(
+TINY_DIMS = ConvBiLSTMDims(
     n_mels=32, conv_channels=[4, 4], conv_kernels=[[5, 7], [5, 5]], conv_strides=[[2, 2], [2, 3]],
     rnn_hidden=8, rnn_layers=2,
 )  # fmt: skip
@@ -55,7 +55,7 @@ def test_frame_counts_match_the_stft(sample_lengths, hop):
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(min_value=800, max_value=12000), min_size=1, max_size=4))
 def test_model_output_lengths_are_exact(sample_lengths):
-    model = DeepSpeech2(TINY_DIMS).eval()
+    model = ConvBiLSTM(TINY_DIMS).eval()
     for n in sample_lengths:
         log_probs, lengths = model(torch.randn(1, n), torch.tensor([n]))
         assert log_probs.shape[1] == lengths.item() == model.output_lengths(torch.tensor([n])).item()
@@ -63,7 +63,7 @@ def test_model_output_lengths_are_exact(sample_lengths):
 
 def test_padding_does_not_change_an_utterances_output():
     torch.manual_seed(0)
-    model = DeepSpeech2(TINY_DIMS).eval()
+    model = ConvBiLSTM(TINY_DIMS).eval()
     short, long = torch.randn(3000), torch.randn(7000)
     batch = torch.zeros(2, 7000)
     batch[0, :3000], batch[1] = short, long

@@ -1,5 +1,5 @@
 """The LibriSpeech recipe end to end on a rehearsal: the built-in corpus packed as OpenSLR publishes
-LibriSpeech (asr-synth --as-openslr), served over real HTTP on 127.0.0.1, run by
+LibriSpeech (asr-synth as_openslr=DIR), served over real HTTP on 127.0.0.1, run by
 recipes/librispeech/run.sh exactly as a user runs it (a tiny model on the CPU for 20 steps)."""
 
 import gzip
@@ -23,9 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("rehearsal")
-    command = [Path(sys.executable).parent / "asr-synth", root / "corpus", "--train-speakers", "4",
-               "--dev-speakers", "2", "--test-speakers", "2", "--utterances-per-speaker", "4",
-               "--seed", "5", "--as-openslr", root / "openslr"]  # fmt: skip
+    command = [Path(sys.executable).parent / "asr-synth", root / "corpus", "train_speakers=4",
+               "dev_speakers=2", "test_speakers=2", "utterances_per_speaker=4", "seed=5",
+               f"as_openslr={root / 'openslr'}"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return root / "openslr"

@@ -142,7 +142,7 @@ def test_lexicon_spells_the_lm_vocabulary(arpa, tmp_path):
 
 
 def test_subword_tokens_decode_with_the_lm_and_align_to_words(arpa):
-    from asr.align import align_words
+    from asr.ctc.alignment import align_words
     from asr.text import SentencePieceTokenizer
 
     tokenizer = SentencePieceTokenizer.train([" ".join(s) for s in SENTENCES], vocab_size=40)

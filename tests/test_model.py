@@ -3,7 +3,7 @@ import torch
 from asr.ctc import get_backend, greedy_decode
 from asr.data.dataset import SpeechDataset, collate
 from asr.data.manifest import read_manifest
-from asr.models import DeepSpeech2, ModelDims
+from asr.models import ConvBiLSTM, ConvBiLSTMDims
 from asr.text import CharTokenizer
 
 
@@ -12,9 +12,9 @@ def test_small_model_overfits_one_batch(tiny_corpus):
     tokenizer = CharTokenizer()
     dataset = SpeechDataset(read_manifest(tiny_corpus / "manifests" / "train.jsonl")[:2], tokenizer, 16000)
     batch = collate([dataset[0], dataset[1]])
-    dims = ModelDims(n_mels=40, conv_channels=[16, 16], conv_kernels=[[11, 7], [11, 7]],
+    dims = ConvBiLSTMDims(n_mels=40, conv_channels=[16, 16], conv_kernels=[[11, 7], [11, 7]],
                      conv_strides=[[2, 2], [2, 1]], rnn_hidden=96, rnn_layers=2, dropout=0.0)  # fmt: skip
-    model = DeepSpeech2(dims)
+    model = ConvBiLSTM(dims)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
     ctc = get_backend("native")
     losses = []

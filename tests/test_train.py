@@ -11,15 +11,15 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from asr.checkpoint import load_checkpoint
+from asr.configs import CONFIG_DIR
 from asr.ctc import get_backend, register_backend
 from asr.errors import UserError
 from asr.text import tokenizer_from_dict
-from asr.train.checkpoint import load_checkpoint
-from asr.train.cli import CONFIG_DIR
+from asr.train.builders import DECAYS, Schedule
 from asr.train.config import register_schema
-from asr.train.loop import Schedule, run
-
-TINY_MODEL = ["model.n_mels=32", "model.conv_channels=[8,8]", "model.rnn_hidden=32", "model.rnn_layers=1"]
+from asr.train.loop import run
+from tests.conftest import TINY_MODEL
 
 
 def overrides(corpus, *extra):
@@ -141,6 +141,22 @@ def test_warmup_then_cosine_by_steps_or_by_the_clock():
     assert by_steps(10) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.75)))
 
 
+def test_schedules_and_optimisers_come_from_registries(tiny_corpus, tmp_path):
+    linear = Schedule(warmup_steps=0, total_steps=10, budget=math.inf, min_ratio=0.0, decay=DECAYS["linear"])
+    assert [linear(step) for step in (0, 5, 10)] == pytest.approx([1.0, 0.5, 0.0])
+    constant = Schedule(
+        warmup_steps=2, total_steps=10, budget=math.inf, min_ratio=0.1, decay=DECAYS["constant"]
+    )
+    assert [constant(step) for step in (0, 1, 5, 10)] == pytest.approx([0.5, 1.0, 1.0, 1.0])
+    run(train_config(tiny_corpus, "optim.name=sgd", "optim.schedule=linear", "trainer.max_steps=2"), tmp_path)
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert "momentum_buffer" in checkpoint["optimizer"]["state"][0]  # SGD's state, not Adam's
+    with pytest.raises(
+        UserError, match="optim.name=adamx: expected one of adamw, adam, sgd; did you mean adam"
+    ):
+        run(train_config(tiny_corpus, "optim.name=adamx", "trainer.max_steps=1"), tmp_path / "bad")
+
+
 def test_a_time_budget_is_spent_with_the_rate_decayed_by_its_end(tiny_corpus, tmp_path, monkeypatch):
     # A clock that advances 1 s whenever it is read, so the run is the same on any machine: a
     # 40-second budget, no epoch or step limit (the 8-epoch default is then lifted).
@@ -226,6 +242,28 @@ def test_keeps_the_best_checkpoints_averages_them_and_stops_early(tiny_corpus, t
     state = run(train_config(tiny_corpus, *common, "optim.lr=0", "trainer.early_stopping_patience=2",
                              "trainer.max_steps=10"), tmp_path / "early")  # fmt: skip
     assert state.early_stopped and state.step == 3 and state.evals_since_best == 2
+
+
+def test_average_best_off_and_the_test_manifest_at_the_end(tiny_corpus, tmp_path):
+    """``trainer.average_best=false``: no averaged.pt; ``data.test_manifest``: best.pt evaluated
+    on it when training ends, its WER (the same as asr-eval's) logged as test/wer."""
+    test = tiny_corpus / "manifests" / "test.jsonl"
+    common = ["data.batch_size=2", "trainer.eval_every_steps=1", "trainer.max_steps=3"]
+    run(
+        train_config(tiny_corpus, *common, "trainer.average_best=false", f"data.test_manifest={test}"),
+        tmp_path,
+    )
+    assert (tmp_path / "checkpoints" / "best.pt").is_file()
+    assert not (tmp_path / "checkpoints" / "averaged.pt").exists()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    (logged,) = [row for row in rows if "test/wer" in row]
+    assert logged["step"] == 3
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "asr-eval"), f"model={tmp_path}/checkpoints/best.pt",
+         f"manifest={test}", f"output={tmp_path}/test.json"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert logged["test/wer"] == pytest.approx(json.loads((tmp_path / "test.json").read_text())["wer"])
 
 
 @register_backend("nan_every_other_call")

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from asr.audio import load_audio
-from asr.models import ModelDims
+from asr.models import ConvBiLSTMDims
+from asr.recognizer import Recognizer
 from asr.text import CharTokenizer
-from asr.transcribe import chunked_log_probs, transcribe_files
 
 RATE = 16000
 
@@ -17,7 +17,8 @@ class LocalModel(nn.Module):
     """A stand-in whose frame t depends only on the audio within 20 ms of t * 40 ms, the frame
     rate of the small model: chunked and whole-file outputs must then agree exactly."""
 
-    dims = ModelDims(hop_length=160, conv_strides=[[2, 2], [2, 2]])
+    dims = ConvBiLSTMDims(hop_length=160, conv_strides=[[2, 2], [2, 2]])
+    frame_shift_seconds = 0.04
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor):
         frames = lengths // 640 + 1
@@ -45,21 +46,18 @@ def test_chunks_give_every_frame_once_and_exactly(tmp_path, tiny_corpus):
     audio = load_audio(path, RATE)  # as written: 16-bit
     model = LocalModel()
     whole, frames = model(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
+    recognizer = Recognizer(model, CharTokenizer())
     for chunk, overlap in ((5.0, 1.0), (12.0, 4.0), (30.0, 4.0)):
-        chunked = chunked_log_probs(model, str(path), torch.device("cpu"), chunk, overlap)
+        chunked = recognizer.long_log_probs(path, chunk, overlap)
         assert chunked.shape[0] == int(frames[0])
         torch.testing.assert_close(chunked, whole[0, : int(frames[0])])
 
 
 def test_long_files_transcribe_with_word_times_in_order(tmp_path, tiny_corpus):
     path = long_file(tmp_path, tiny_corpus, 20.0)
-    tokenizer = CharTokenizer()
-    [chunked] = transcribe_files(
-        LocalModel(), tokenizer, [str(path)], torch.device("cpu"), timestamps=True, chunk_seconds=6
-    )
-    [whole] = transcribe_files(
-        LocalModel(), tokenizer, [str(path)], torch.device("cpu"), timestamps=True, chunk_seconds=60
-    )
-    assert chunked["text"] == whole["text"] and len(chunked["text"].split()) > 10
-    starts = [word["start"] for word in chunked["words"]]
-    assert starts == sorted(starts) and starts[-1] < 20.0 and chunked["words"] == whole["words"]
+    recognizer = Recognizer(LocalModel(), CharTokenizer())
+    [chunked] = recognizer.transcribe([path], timestamps=True, chunk_seconds=6)
+    [whole] = recognizer.transcribe([path], timestamps=True, chunk_seconds=60)
+    assert chunked.text == whole.text and len(chunked.text.split()) > 10
+    starts = [word.start for word in chunked.words]
+    assert starts == sorted(starts) and starts[-1] < 20.0 and chunked.words == whole.words

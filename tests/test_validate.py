@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import soundfile
 
+from asr.ctc.alignment import ctc_frames_needed
 from asr.data.manifest import read_manifest, write_manifest
-from asr.data.validate import ValidateConfig, ctc_frames_needed, find_problems, model_for
+from asr.data.validate import ValidateConfig, find_problems, model_for
 from asr.errors import UserError
 from asr.train.loop import run
 from tests.test_train import losses, train_config

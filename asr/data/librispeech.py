@@ -69,7 +69,9 @@ def write_split_manifest(split_dir: Path, manifest: Path) -> int:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="asr-librispeech", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m asr.data.librispeech", description=__doc__.splitlines()[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     fetch = commands.add_parser("download", help="download split archives (resumable, checksummed)")
     fetch.add_argument("splits", nargs="+", choices=sorted(SHA256))

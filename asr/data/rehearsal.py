@@ -1,6 +1,6 @@
 """A LibriSpeech rehearsal: the built-in corpus packed exactly as OpenSLR publishes LibriSpeech,
 so the real recipe (download, verify, extract, manifests, LM, train, tune, evaluate) runs end to
-end without the internet (``asr-synth ROOT --as-openslr DIR``).
+end without the internet (``asr-synth ROOT as_openslr=DIR``).
 
 ``DIR`` then holds, like openslr.org/resources/12 and /11:
 

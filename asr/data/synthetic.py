@@ -10,13 +10,12 @@ is not written again.
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
 import random
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from asr.audio import save_audio
 from asr.data.espeak import Synthesizer, Voice
 from asr.data.librispeech import write_split_manifest
 from asr.data.sentences import SentenceGenerator
-from asr.errors import UserError, exit_on_user_error
+from asr.errors import UserError
 from asr.fileio import write_json, write_jsonl, write_text
 
 LANGUAGE_VOICES = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
@@ -150,25 +149,32 @@ def generate_corpus(root: Path, spec: CorpusSpec) -> None:
     write_json(marker, {**asdict(spec), "layout": LAYOUT})
 
 
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="asr-synth", description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path, help="output folder")
-    parser.add_argument(
-        "--as-openslr", type=Path, metavar="DIR",
-        help="also pack the corpus into DIR as OpenSLR publishes LibriSpeech (a rehearsal of its recipe)",
-    )  # fmt: skip
-    for field, default in asdict(CorpusSpec()).items():
-        parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=default)
-    args = vars(parser.parse_args(argv))
-    root, openslr = args.pop("root"), args.pop("as_openslr")
-    generate_corpus(root, CorpusSpec(**args))
+@dataclass
+class SynthConfig(CorpusSpec):
+    root: str = "data/synthetic"
+    """Output folder (a bare word on the command line)."""
+    as_openslr: str | None = None
+    """Also pack the corpus into this folder as OpenSLR publishes LibriSpeech (a rehearsal of its
+    recipe, ``asr.data.rehearsal``)."""
+
+
+def synthesize(cfg: SynthConfig) -> None:
+    root = Path(cfg.root)
+    generate_corpus(root, CorpusSpec(**{f.name: getattr(cfg, f.name) for f in fields(CorpusSpec)}))
     print(f"corpus in {root}, manifests in {root / 'manifests'}")
-    if openslr is not None:
+    if cfg.as_openslr is not None:
         from asr.data.rehearsal import write_openslr
 
-        write_openslr(root, openslr)
-        print(f"LibriSpeech rehearsal in {openslr}: serve it and run BASE_URL=... recipes/librispeech/run.sh")
+        write_openslr(root, Path(cfg.as_openslr))
+        print(
+            f"LibriSpeech rehearsal in {cfg.as_openslr} (recipes/librispeech/rehearse.sh serves and runs one)"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    from asr.cli import run_tool
+
+    run_tool("asr-synth", SynthConfig, synthesize, argv, positional="root")
 
 
 if __name__ == "__main__":

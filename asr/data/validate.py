@@ -1,6 +1,6 @@
 """Bad data caught before it costs a run: ``asr-validate`` and the same check at training start.
 
-    asr-validate manifest=data/synthetic/manifests/train.jsonl [model=small | checkpoint=PATH] \
+    asr-validate manifest=data/synthetic/manifests/train.jsonl [model_config=small | model=best.pt] \
         [output=clean.jsonl]
 
 Each utterance is checked for: a missing, unreadable, empty, NaN or silent audio file; a manifest
@@ -24,8 +24,10 @@ from omegaconf import MISSING
 from tqdm import tqdm
 
 from asr.audio import AudioError, load_audio
+from asr.cli import run_tool
+from asr.ctc.alignment import ctc_frames_needed
 from asr.data.manifest import Utterance, read_manifest, write_manifest
-from asr.errors import UserError, exit_on_user_error
+from asr.errors import UserError
 from asr.text import CharTokenizer, Tokenizer, UnknownCharacterError, normalize_text
 
 log = logging.getLogger(__name__)
@@ -49,11 +51,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.utterance.source}: {self.utterance.audio_filepath.name}: {self.message}"
-
-
-def ctc_frames_needed(ids: list[int]) -> int:
-    """Fewest frames a CTC alignment of ``ids`` needs: one per label, plus a blank between repeats."""
-    return len(ids) + sum(a == b for a, b in zip(ids, ids[1:], strict=False))
 
 
 def check_utterance(
@@ -143,30 +140,26 @@ def screen(utterances: list[Utterance], problems: list[Problem], skip: bool, nam
 @dataclass
 class ValidateConfig:
     manifest: str = MISSING
-    model: str = "small"
-    """Model config (``configs/model/<name>.yaml``) whose subsampling decides "too short"."""
-    checkpoint: str | None = None
-    """Take the model and tokenizer from a checkpoint instead."""
+    model: str | None = None
+    """A trained model (checkpoint or ``asr-export`` artifact) whose tokenizer and subsampling
+    decide; None: the model config ``model_config`` with the character tokenizer."""
+    model_config: str = "small"
+    """Model config (``asr/configs/model/<name>.yaml``) whose subsampling decides "too short"."""
     output: str | None = None
     """Write the good utterances to this manifest."""
 
 
 def model_for(cfg: ValidateConfig) -> tuple[torch.nn.Module, Tokenizer]:
-    from asr.models import DeepSpeech2
-    from asr.train.checkpoint import load_model
-    from asr.train.config import model_dims
+    from asr.configs import configured_model
+    from asr.inference import load_any
 
-    if cfg.checkpoint is not None:
-        return load_model(cfg.checkpoint, torch.device("cpu"))
+    if cfg.model is not None:
+        return load_any(cfg.model, torch.device("cpu"))
     tokenizer = CharTokenizer()
-    return DeepSpeech2(model_dims(cfg.model, len(tokenizer))), tokenizer
+    return configured_model(cfg.model_config, len(tokenizer)), tokenizer
 
 
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> None:
-    from asr.evaluate import parse_cli
-
-    cfg = parse_cli(ValidateConfig, sys.argv[1:] if argv is None else argv)
+def validate(cfg: ValidateConfig) -> None:
     utterances = read_manifest(cfg.manifest)
     model, tokenizer = model_for(cfg)
     problems = find_problems(utterances, tokenizer, model)
@@ -179,6 +172,10 @@ def main(argv: list[str] | None = None) -> None:
         write_manifest(cfg.output, screen(utterances, problems, skip=True, name=cfg.manifest))
         print(f"good utterances -> {cfg.output}")
     sys.exit(1 if problems else 0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_tool("asr-validate", ValidateConfig, validate, argv)
 
 
 if __name__ == "__main__":

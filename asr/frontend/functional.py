@@ -44,12 +44,14 @@ def log_mel_spectrogram(
     hop_length: int,
     eps: float = 1e-6,
     warp: torch.Tensor | None = None,
+    centered: bool = True,
 ) -> torch.Tensor:
     """``(batch, samples)`` audio to ``(batch, frames, n_mels)`` natural-log mel power of a centred,
     zero-padded STFT (``basis`` from ``dft_basis``); ``warp``: per-utterance factors for
-    ``warp_frequencies`` (training augmentation)."""
+    ``warp_frequencies`` (training augmentation). ``centered=False``: ``waveform`` is already
+    padded (a piece of the padded stream, for streaming)."""
     n_fft = basis.shape[-1]
-    padded = torch.nn.functional.pad(waveform, (n_fft // 2, n_fft // 2))
+    padded = torch.nn.functional.pad(waveform, (n_fft // 2, n_fft // 2)) if centered else waveform
     spectrum = torch.nn.functional.conv1d(padded.unsqueeze(1), basis, stride=hop_length)
     real, imaginary = spectrum.chunk(2, dim=1)  # (batch, freq, frames) each
     power = (real.square() + imaginary.square()).transpose(1, 2)

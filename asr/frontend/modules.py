@@ -8,14 +8,52 @@ from torch import nn
 from asr.frontend import functional as F
 
 
-class LogMelFrontend(nn.Module):
-    """Raw audio ``(batch, samples)`` to normalised log-mel ``(batch, frames, n_mels)``."""
+class RunningNorm(nn.Module):
+    """Per-channel normalisation of ``(batch, frames, channels)`` features by fixed statistics, so
+    that each frame is normalised on its own (streaming): in training, by the statistics of the
+    batch's valid frames (padding left out), which also update running averages, as batch
+    normalisation does; in evaluation, by those running averages."""
 
-    def __init__(self, sample_rate: int, n_fft: int, win_length: int, hop_length: int, n_mels: int) -> None:
+    def __init__(self, channels: int, momentum: float = 0.01, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return (x - self.running_mean) / torch.sqrt(self.running_var + self.eps)
+        mask = (torch.arange(x.shape[1], device=x.device) < lengths[:, None]).unsqueeze(-1)
+        count = mask.sum().clamp(min=1)
+        mean = (x * mask).sum((0, 1)) / count
+        var = ((x - mean).square() * mask).sum((0, 1)) / count
+        with torch.no_grad():  # the first batch sets them, later ones move them slowly
+            rate = max(self.momentum, 1.0 / float(self.updates + 1))
+            self.running_mean.lerp_(mean.detach(), rate)
+            self.running_var.lerp_(var.detach(), rate)
+            self.updates += 1
+        return ((x - mean) / torch.sqrt(var + self.eps)) * mask
+
+
+class LogMelFrontend(nn.Module):
+    """Raw audio ``(batch, samples)`` to normalised log-mel ``(batch, frames, n_mels)``.
+
+    ``normalization``: ``utterance`` (zero mean, unit variance per utterance and channel: needs the
+    whole utterance) or ``running`` (``RunningNorm``: fixed statistics, frame by frame).
+    """
+
+    def __init__(
+        self, sample_rate: int, n_fft: int, win_length: int, hop_length: int, n_mels: int,
+        normalization: str = "utterance",
+    ) -> None:  # fmt: skip
         super().__init__()
         self.hop_length = hop_length
         self.register_buffer("basis", F.dft_basis(n_fft, torch.hann_window(win_length)), persistent=False)
         self.register_buffer("filterbank", F.mel_filterbank(sample_rate, n_fft, n_mels), persistent=False)
+        if normalization not in ("utterance", "running"):
+            raise ValueError(f"normalization={normalization!r}: expected utterance or running")
+        self.norm = RunningNorm(n_mels) if normalization == "running" else None
 
     def output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
         return F.num_frames(sample_lengths, self.hop_length)
@@ -26,4 +64,14 @@ class LogMelFrontend(nn.Module):
         """``warp``: per-utterance frequency-warp factors (vocal tract length perturbation), in training."""
         features = F.log_mel_spectrogram(waveform, self.basis, self.filterbank, self.hop_length, warp=warp)
         lengths = self.output_lengths(sample_lengths)
+        if self.norm is not None:
+            return self.norm(features, lengths), lengths
         return F.normalize_per_utterance(features, lengths), lengths
+
+    def frames(self, padded: torch.Tensor) -> torch.Tensor:
+        """Normalised frames of a piece of the centred-padded sample stream (``n_fft + (k - 1) *
+        hop`` samples make ``k`` frames), in evaluation with running statistics only."""
+        if self.norm is None or self.norm.training:
+            raise RuntimeError("frame-by-frame features need running statistics, in evaluation mode")
+        features = F.log_mel_spectrogram(padded, self.basis, self.filterbank, self.hop_length, centered=False)
+        return self.norm(features, None)

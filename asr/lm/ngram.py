@@ -20,7 +20,6 @@ LM corpus (use its published ARPA files there).
 from __future__ import annotations
 
 import math
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from omegaconf import MISSING
 
-from asr.errors import UserError, exit_on_user_error
+from asr.errors import UserError
 from asr.fileio import atomic_path
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -165,14 +164,11 @@ class BuildConfig:
     text: str = MISSING
     """Training text: a manifest (its transcripts) or a text file with one sentence per line."""
     output: str = MISSING
+    """The ARPA file to write."""
     order: int = 3
 
 
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> None:
-    from asr.evaluate import parse_cli
-
-    cfg = parse_cli(BuildConfig, sys.argv[1:] if argv is None else argv)
+def build(cfg: BuildConfig) -> None:
     if cfg.order < 1:
         raise UserError(f"order={cfg.order}: must be at least 1")
     sentences = read_sentences(cfg.text)
@@ -180,6 +176,12 @@ def main(argv: list[str] | None = None) -> None:
     model.write_arpa(cfg.output)
     counts = ", ".join(f"{len(table)} {n}-grams" for n, table in enumerate(model.probs, 1))
     print(f"{len(sentences)} sentences -> {cfg.output} ({counts})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from asr.cli import run_tool
+
+    run_tool("asr-build-lm", BuildConfig, build, argv)
 
 
 if __name__ == "__main__":

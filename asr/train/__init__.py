@@ -1,1 +1,2 @@
-"""Training: configuration schema (``config``), the loop (``loop.run``), checkpoints, metrics."""
+"""Training: the config schema (``config``), the run (``loop.run``) built from ``builders``, stepped
+and evaluated by ``trainer``, kept on disk by ``checkpointer``; ``distributed`` and ``metrics``."""

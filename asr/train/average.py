@@ -6,13 +6,12 @@ asr-average checkpoints=[a.pt,b.pt,c.pt] output=averaged.pt
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asr.errors import UserError, exit_on_user_error
-from asr.evaluate import parse_cli
-from asr.train.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
+from asr.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
+from asr.cli import run_tool
+from asr.errors import UserError
 
 
 @dataclass
@@ -36,15 +35,17 @@ def checkpoint_paths(cfg: AverageConfig) -> list[Path]:
     return [folder / entry["file"] for entry in kept]
 
 
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> None:
-    cfg = parse_cli(AverageConfig, sys.argv[1:] if argv is None else argv)
+def average(cfg: AverageConfig) -> None:
     paths = checkpoint_paths(cfg)
     if cfg.output is None and cfg.run is None:
         raise UserError("output=PATH is required with checkpoints=[...]")
     output = Path(cfg.output) if cfg.output is not None else Path(cfg.run) / "checkpoints" / "averaged.pt"
     save_checkpoint(output, average_checkpoints(paths))
     print(f"averaged {len(paths)} checkpoints -> {output}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_tool("asr-average", AverageConfig, average, argv)
 
 
 if __name__ == "__main__":

@@ -1,33 +1,23 @@
-"""Structured schema of the training configuration; the YAML files in ``configs/`` fill it in.
+"""Structured schema of the training configuration; the YAML files in ``asr/configs/`` fill it in.
 
 Defaults live here, not in ``cfg.get`` calls; Hydra rejects unknown keys and ill-typed values.
+The ``model`` group is the exception: each model has its own dims (``asr/models/``), checked when
+the model is built.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from asr.data.synthetic import CorpusSpec
 from asr.errors import UserError
-from asr.models import ModelDims
+from asr.models import DEFAULT as DEFAULT_MODEL
 from asr.runtime import Device, Precision
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
-
-
-def model_dims(name: str, vocab_size: int) -> ModelDims:
-    """The dims of ``configs/model/<name>.yaml`` (over ``ModelDims``' defaults) for ``vocab_size`` tokens."""
-    path = Path(CONFIG_DIR) / "model" / f"{name}.yaml"
-    if not path.is_file():
-        choices = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml")))
-        raise UserError(f"model={name}: no such model config (choose from {choices})")
-    dims = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(ModelDims), OmegaConf.load(path)))
-    return ModelDims(**{**dims, "vocab_size": vocab_size})
 
 
 @dataclass
@@ -47,6 +37,7 @@ class DataConfig:
     train_manifest: str = MISSING
     dev_manifest: str = MISSING
     test_manifest: str | None = None
+    """Evaluated with ``best.pt`` (greedy) when training ends: ``test/wer``, ``test/cer`` logged."""
     synthetic: SyntheticCorpusConfig | None = None
     batch_size: int = 16
     max_batch_seconds: float | None = None
@@ -79,6 +70,10 @@ class AugmentConfig:
     time_masks: int = 0
     """SpecAugment: number of time masks, each up to ``time_width`` of the utterance's frames."""
     time_width: float = 0.05
+    pad_seconds: float = 0.0
+    """Silence padding: 0 to this many seconds of near-silence (a noise floor 30 to 60 dB below
+    the speech) before and after each utterance, so that the model does not learn how much
+    silence a corpus leaves around its utterances (long recordings are cut at pauses)."""
     vtlp: float = 0.0
     """Vocal tract length perturbation: each utterance's spectrum warped along frequency by a
     factor drawn from ``[1 - vtlp, 1 + vtlp]`` (0.1 is usual; 0: off)."""
@@ -107,6 +102,10 @@ class CTCConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "adamw"
+    """adamw, adam or sgd (Nesterov, momentum ``betas[0]``); the registry is in ``asr.train.builders``."""
+    schedule: str = "cosine"
+    """The decay after warm-up: cosine, linear or constant."""
     lr: float = 3e-3
     weight_decay: float = 1e-2
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
@@ -163,12 +162,31 @@ class TrainerConfig:
 @dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelDims = field(default_factory=ModelDims)
+    model: Any = field(default_factory=lambda: {"name": DEFAULT_MODEL})
+    """A model's ``name`` (a registered model, ``asr/models/``) and its dims."""
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     ctc: CTCConfig = field(default_factory=CTCConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+POSITIVE = (
+    "data.batch_size data.max_batch_seconds trainer.accumulate_grad_batches trainer.keep_best "
+    "trainer.max_bad_steps trainer.max_epochs trainer.max_steps trainer.eval_every_steps "
+    "trainer.save_every_steps trainer.save_every_minutes trainer.early_stopping_patience "
+    "tokenizer.vocab_size trainer.max_time_minutes"
+).split()
+
+
+def check_config(cfg: DictConfig) -> None:
+    """What the types alone do not say: the settings that must be positive, and ``resume``."""
+    for key in POSITIVE:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value <= 0:
+            raise UserError(f"{key}={value}: must be positive")
+    if str(cfg.trainer.resume).lower() not in ("auto", "true", "false"):
+        raise UserError(f"trainer.resume={cfg.trainer.resume}: expected auto, true or false")
 
 
 def register_schema() -> None:

@@ -34,11 +34,11 @@ for fold in $FOLDS; do
   fi
   if [ "$stage" -le 2 ] && [[ " $DECODERS " == *" beam_lm "* ]]; then
     asr-build-lm text="$manifests/train.jsonl" output="$run/digits.arpa" order=3
-    asr-tune-lm checkpoint="$checkpoint" manifest="$manifests/dev.jsonl" lm="$run/digits.arpa"
+    asr-tune-lm model="$checkpoint" manifest="$manifests/dev.jsonl" lm="$run/digits.arpa"
   fi
   if [ "$stage" -le 3 ]; then
     for decoder in $DECODERS; do
-      asr-eval checkpoint="$checkpoint" manifest="$manifests/test.jsonl" decoder="$decoder" \
+      asr-eval model="$checkpoint" manifest="$manifests/test.jsonl" decoder="$decoder" \
         lm="$run/digits.arpa" output="$run/test_$decoder.json"
     done
   fi

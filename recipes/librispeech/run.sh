@@ -9,7 +9,7 @@
 # LM_URL: one to download (OpenSLR's: https://www.openslr.org/resources/11/3-gram.pruned.1e-7.arpa.gz,
 # checked against CHECKSUMS if listed there), neither: a 3-gram of the training transcripts; and
 # prepare.sh's DATA, SPLITS, BASE_URL, CHECKSUMS. The train-* splits in SPLITS are trained on
-# together. A rehearsal without the internet: asr-synth ROOT --as-openslr DIR, serve DIR, and
+# together. A rehearsal without the internet: asr-synth ROOT as_openslr=DIR, serve DIR, and
 # BASE_URL=http://127.0.0.1:PORT CHECKSUMS=DIR/SHA256SUMS LM_URL=$BASE_URL/3-gram.pruned.1e-7.arpa.gz.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -50,12 +50,12 @@ fi
 for pair in test-clean:dev-clean test-other:dev-other; do
   test_split=${pair%%:*} dev_split=${pair##*:}
   if [ "$stage" -le 3 ]; then
-    asr-tune-lm checkpoint="$checkpoint" manifest="$manifests/$dev_split.jsonl" lm="$lm" \
+    asr-tune-lm model="$checkpoint" manifest="$manifests/$dev_split.jsonl" lm="$lm" \
       output="$EXP/lm.$dev_split.json"
   fi
   if [ "$stage" -le 4 ]; then
-    asr-eval checkpoint="$checkpoint" manifest="$manifests/$test_split.jsonl" output="$EXP/${test_split}_greedy.json"
-    asr-eval checkpoint="$checkpoint" manifest="$manifests/$test_split.jsonl" decoder=beam_lm \
+    asr-eval model="$checkpoint" manifest="$manifests/$test_split.jsonl" output="$EXP/${test_split}_greedy.json"
+    asr-eval model="$checkpoint" manifest="$manifests/$test_split.jsonl" decoder=beam_lm \
       tuned="$EXP/lm.$dev_split.json" output="$EXP/${test_split}_beam_lm.json"
   fi
 done

@@ -23,15 +23,15 @@ if [ "$stage" -le 2 ]; then
   asr-build-lm text="$DATA/manifests/train.jsonl" output="$lm" order=3
 fi
 if [ "$stage" -le 3 ]; then
-  asr-tune-lm checkpoint="$checkpoint" manifest="$DATA/manifests/dev.jsonl" lm="$lm"
+  asr-tune-lm model="$checkpoint" manifest="$DATA/manifests/dev.jsonl" lm="$lm"
 fi
 if [ "$stage" -le 4 ]; then
   for decoder in greedy beam beam_lm; do
-    asr-eval checkpoint="$checkpoint" manifest="$DATA/manifests/test.jsonl" decoder="$decoder" \
+    asr-eval model="$checkpoint" manifest="$DATA/manifests/test.jsonl" decoder="$decoder" \
       output="$EXP/test_$decoder.json"
   done
 fi
 if [ "$stage" -le 5 ]; then
-  asr-align checkpoint="$checkpoint" manifest="$DATA/manifests/test.jsonl" output="$EXP/test.ctm" \
-    reference="$DATA/alignments/test.jsonl" --plot
+  asr-align model="$checkpoint" manifest="$DATA/manifests/test.jsonl" output="$EXP/test.ctm" \
+    reference="$DATA/alignments/test.jsonl" plot=true
 fi

@@ -1,7 +1,6 @@
-"""CNN + BiLSTM acoustic model in the style of DeepSpeech2, with its frontend inside.
-
-Raw audio goes in, CTC log-probabilities come out, so a saved model needs no feature code.
-``ModelDims`` is stored in every checkpoint: loading needs no config files.
+"""``conv_bilstm``: 2-D convolutions over log-mel, then a BiLSTM stack, then a linear layer to CTC
+log-probs; in the style of DeepSpeech2 (``model=ds2`` gives it DeepSpeech2's size). Its dims are
+stored in every checkpoint: loading needs no config files.
 """
 
 from __future__ import annotations
@@ -11,16 +10,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from asr.frontend import LogMelFrontend
+from asr.models import register_model
+from asr.models.base import CTCModel, FrontendDims
 
 
 @dataclass
-class ModelDims:
-    sample_rate: int = 16000
-    n_fft: int = 512
-    win_length: int = 400
-    hop_length: int = 160
-    n_mels: int = 80
+class ConvBiLSTMDims(FrontendDims):
     conv_channels: list[int] = field(default_factory=lambda: [32, 32])
     conv_kernels: list[list[int]] = field(default_factory=lambda: [[41, 11], [21, 11]])
     """(frequency, time) kernel of each conv layer."""
@@ -29,8 +24,6 @@ class ModelDims:
     rnn_hidden: int = 256
     rnn_layers: int = 3
     dropout: float = 0.1
-    vocab_size: int = 29
-    """Output tokens, blank included; training sets it from the tokenizer."""
 
 
 def conv_output_length(length: torch.Tensor | int, kernel: int, stride: int) -> torch.Tensor | int:
@@ -95,13 +88,13 @@ class BiLSTM(nn.Module):
         return x
 
 
-class DeepSpeech2(nn.Module):
-    def __init__(self, dims: ModelDims) -> None:
-        super().__init__()
-        self.dims = dims
-        self.frontend = LogMelFrontend(
-            dims.sample_rate, dims.n_fft, dims.win_length, dims.hop_length, dims.n_mels
-        )
+@register_model
+class ConvBiLSTM(CTCModel):
+    name = "conv_bilstm"
+    Dims = ConvBiLSTMDims
+
+    def __init__(self, dims: ConvBiLSTMDims) -> None:
+        super().__init__(dims)
         channels = [1, *dims.conv_channels]
         self.convs = nn.ModuleList(
             ConvBlock(channels[i], channels[i + 1], dims.conv_kernels[i], dims.conv_strides[i])
@@ -114,21 +107,20 @@ class DeepSpeech2(nn.Module):
         self.dropout = nn.Dropout(dims.dropout)
         self.output = nn.Linear(2 * dims.rnn_hidden, dims.vocab_size)
 
-    def output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
-        """Exact number of output frames for utterances of ``sample_lengths`` samples."""
-        lengths = self.frontend.output_lengths(sample_lengths)
-        for conv in self.convs:
-            lengths = conv.output_lengths(lengths)
-        return lengths
+    @staticmethod
+    def subsampling(dims: ConvBiLSTMDims) -> int:
+        product = 1
+        for _, stride in dims.conv_strides:
+            product *= stride
+        return product
 
-    def forward(
-        self, waveform: torch.Tensor, sample_lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(batch, samples)`` audio to ``(batch, time, vocab)`` log-probs and ``(batch,)`` lengths."""
-        return self.classify(*self.frontend(waveform, sample_lengths))
+    @staticmethod
+    def encoder_lengths(dims: ConvBiLSTMDims, frame_lengths: torch.Tensor) -> torch.Tensor:
+        for kernel, stride in zip(dims.conv_kernels, dims.conv_strides, strict=True):
+            frame_lengths = conv_output_length(frame_lengths, kernel[1], stride[1])
+        return frame_lengths
 
     def classify(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(batch, frames, n_mels)`` features (the frontend's output) to log-probs and lengths."""
         x = features.transpose(1, 2).unsqueeze(1)  # (batch, 1, n_mels, frames)
         for conv in self.convs:
             x, lengths = conv(x, lengths)

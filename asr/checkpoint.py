@@ -1,7 +1,8 @@
 """Checkpoints: plain dicts of tensors and numbers, written atomically, read with weights_only.
 
-A checkpoint holds everything needed to use the model (``model_dims``, ``model``, ``tokenizer``)
-and, for ``last.pt``, everything needed to continue training (optimiser, scheduler, progress, RNG).
+A checkpoint holds everything needed to use the model (``model_name``, ``model_dims``, ``model``,
+``tokenizer``) and, for ``last.pt``, everything needed to continue training (optimiser, scheduler,
+progress, RNG). Checkpoints from before models had names are ``conv_bilstm``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 from asr.errors import UserError
 from asr.fileio import atomic_path
-from asr.models import DeepSpeech2, ModelDims
+from asr.models import DEFAULT, CTCModel, build_model
 from asr.text import Tokenizer, tokenizer_from_dict
 
 
@@ -33,15 +34,24 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
 
 
-def model_payload(model: DeepSpeech2, tokenizer: Tokenizer) -> dict:
-    return {"model_dims": asdict(model.dims), "model": model.state_dict(), "tokenizer": tokenizer.to_dict()}
+def model_payload(model: CTCModel, tokenizer: Tokenizer) -> dict:
+    return {
+        "model_name": model.name, "model_dims": asdict(model.dims), "model": model.state_dict(),
+        "tokenizer": tokenizer.to_dict(),
+    }  # fmt: skip
 
 
-def load_model(path: str | os.PathLike, device: torch.device) -> tuple[DeepSpeech2, Tokenizer]:
+def model_identity(checkpoint: dict) -> tuple[str, dict | None]:
+    """What model a checkpoint holds: its name and dims."""
+    return checkpoint.get("model_name", DEFAULT), checkpoint.get("model_dims")
+
+
+def load_model(path: str | os.PathLike, device: torch.device) -> tuple[CTCModel, Tokenizer]:
     """The model (in eval mode, on ``device``) and tokenizer of a checkpoint; no config needed."""
     checkpoint = load_checkpoint(path)
     try:
-        model = DeepSpeech2(ModelDims(**checkpoint["model_dims"]))
+        name, dims = model_identity(checkpoint)
+        model = build_model(name, dims)
         model.load_state_dict(checkpoint["model"])
         tokenizer = tokenizer_from_dict(checkpoint["tokenizer"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
@@ -55,9 +65,9 @@ def average_checkpoints(paths: list[Path]) -> dict:
     if not paths:
         raise UserError("no checkpoints to average")
     checkpoints = [load_checkpoint(path) for path in paths]
-    dims = checkpoints[0].get("model_dims")
+    identity = model_identity(checkpoints[0])
     for path, checkpoint in zip(paths, checkpoints, strict=True):
-        if "model" not in checkpoint or checkpoint.get("model_dims") != dims:
+        if "model" not in checkpoint or model_identity(checkpoint) != identity:
             raise UserError(f"{path}: not a checkpoint of the same model as {paths[0]}")
     averaged = {}
     for name, last in checkpoints[-1]["model"].items():
@@ -68,6 +78,8 @@ def average_checkpoints(paths: list[Path]) -> dict:
         else:
             averaged[name] = last
     payload = {
-        key: checkpoints[0][key] for key in ("model_dims", "tokenizer", "config") if key in checkpoints[0]
+        key: checkpoints[0][key]
+        for key in ("model_name", "model_dims", "tokenizer", "config")
+        if key in checkpoints[0]
     }
     return {**payload, "model": averaged, "averaged_from": [str(path) for path in paths]}

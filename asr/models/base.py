@@ -1,0 +1,91 @@
+"""What every model is: raw audio in, CTC log-probs out, and the frame arithmetic between them.
+
+A model takes audio, not features: its frontend is inside, so a saved model needs no feature
+code. Alignment, export, validation and streaming ask the model for ``output_lengths`` and
+``frame_shift_seconds`` instead of recomputing strides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from asr.frontend import LogMelFrontend
+from asr.frontend.functional import num_frames
+
+
+@dataclass
+class FrontendDims:
+    """The log-mel frontend's settings, which every model's dims start with."""
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 80
+    vocab_size: int = 29
+    """Output tokens, blank included; training sets it from the tokenizer."""
+
+
+class CTCModel(nn.Module):
+    """Subclasses set ``name`` (what configs and checkpoints call them) and ``Dims`` (their dims
+    dataclass), and define ``classify`` and, as functions of the dims alone (so that an exported
+    model's arithmetic needs no weights), ``subsampling`` and ``encoder_lengths``."""
+
+    name: ClassVar[str]
+    Dims: ClassVar[type]
+    normalization: ClassVar[str] = "utterance"
+    """The frontend's feature normalisation (``LogMelFrontend``): ``running`` for streaming."""
+
+    def __init__(self, dims: FrontendDims) -> None:
+        super().__init__()
+        self.dims = dims
+        self.frontend = LogMelFrontend(
+            dims.sample_rate, dims.n_fft, dims.win_length, dims.hop_length, dims.n_mels, self.normalization
+        )
+
+    @staticmethod
+    def subsampling(dims) -> int:
+        """Frontend frames per output frame."""
+        raise NotImplementedError
+
+    @staticmethod
+    def encoder_lengths(dims, frame_lengths: torch.Tensor) -> torch.Tensor:
+        """Output frames for ``frame_lengths`` frontend frames."""
+        raise NotImplementedError
+
+    @property
+    def time_subsampling(self) -> int:
+        return self.subsampling(self.dims)
+
+    @property
+    def frame_shift_seconds(self) -> float:
+        """Seconds between two output frames."""
+        return frame_shift_seconds(type(self), self.dims)
+
+    def output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        """Exact number of output frames for utterances of ``sample_lengths`` samples."""
+        return output_lengths(type(self), self.dims, sample_lengths)
+
+    def classify(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, frames, n_mels)`` features (the frontend's output) to ``(batch, time, vocab)``
+        log-probs and ``(batch,)`` lengths."""
+        raise NotImplementedError
+
+    def forward(
+        self, waveform: torch.Tensor, sample_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, samples)`` audio to ``(batch, time, vocab)`` log-probs and ``(batch,)`` lengths."""
+        return self.classify(*self.frontend(waveform, sample_lengths))
+
+
+def output_lengths(cls: type[CTCModel], dims: FrontendDims, sample_lengths: torch.Tensor) -> torch.Tensor:
+    """Output frames of a ``cls`` model with ``dims`` for utterances of ``sample_lengths`` samples."""
+    return cls.encoder_lengths(dims, num_frames(sample_lengths, dims.hop_length))
+
+
+def frame_shift_seconds(cls: type[CTCModel], dims: FrontendDims) -> float:
+    return dims.hop_length * cls.subsampling(dims) / dims.sample_rate

@@ -1,0 +1,103 @@
+"""Long recordings against single utterances: one long file made of the built-in corpus's test
+utterances (speakers the model never heard), each followed by a pause of 0.2 to 1.0 s, recognised
+as one file, against the same utterances recognised one by one.
+
+    python scripts/bench_longform.py --checkpoint runs/demo/checkpoints/best.pt [--minutes 60]
+
+The long file and its transcript go to ``runs/longform/`` (made once per length and seed).
+Methods: ``windows``, the overlapping 30 s windows alone, and ``pauses``, those windows' blank
+runs used to cut the file into utterance-like segments, each recognised alone (the default of
+``asr-transcribe``). Prints a table, writes ``benchmarks/longform_cpu.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import soundfile
+import torch
+
+from asr import Recognizer
+from asr.audio import load_audio
+from asr.data.manifest import read_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_long_file(manifest: str, minutes: float, seed: int, folder: Path) -> tuple[Path, list[str]]:
+    """Test utterances in a shuffled order (cycling) with pauses, to ``minutes`` of audio."""
+    path, text_path = (
+        folder / f"test_{minutes:g}min_seed{seed}.flac",
+        folder / f"test_{minutes:g}min_seed{seed}.json",
+    )
+    if path.is_file() and text_path.is_file():
+        return path, json.loads(text_path.read_text())["utterances"]
+    utterances, draw = read_manifest(manifest), random.Random(seed)
+    noise = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen, total = [], 0.0
+    with soundfile.SoundFile(path, "w", samplerate=16000, channels=1, format="FLAC") as out:
+        while total < 60 * minutes:
+            order = list(range(len(utterances)))
+            draw.shuffle(order)
+            for i in order:
+                if total >= 60 * minutes:
+                    break
+                audio = load_audio(utterances[i].audio_filepath, 16000)
+                pause = noise.normal(0, 1e-4, round(draw.uniform(0.2, 1.0) * 16000)).astype(np.float32)
+                out.write(np.concatenate([audio, pause]))
+                total += (len(audio) + len(pause)) / 16000
+                chosen.append(str(utterances[i].audio_filepath))
+    by_path = {str(utt.audio_filepath): utt.text for utt in utterances}
+    text_path.write_text(json.dumps({"utterances": chosen, "texts": [by_path[p] for p in chosen]}))
+    return path, chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", default="runs/demo/checkpoints/best.pt")
+    parser.add_argument("--manifest", default="data/synthetic/manifests/test.jsonl")
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "longform_cpu.json"))
+    args = parser.parse_args()
+    if not Path(args.checkpoint).is_file():
+        raise SystemExit(f"{args.checkpoint}: no such checkpoint (make demo trains one)")
+    recognizer = Recognizer.load(args.checkpoint, device="cpu")
+    long_file, sources = build_long_file(args.manifest, args.minutes, args.seed, ROOT / "runs" / "longform")
+    by_path = {str(utt.audio_filepath): utt.text for utt in read_manifest(args.manifest)}
+    references = [by_path[p] for p in sources]
+    unique = sorted(set(sources))
+    began = time.perf_counter()
+    single = dict(zip(unique, (r.text for r in recognizer.transcribe(unique)), strict=True))
+    rows = {"utterances": (jiwer.wer(references, [single[p] for p in sources]), time.perf_counter() - began)}
+    reference = " ".join(references)
+    for method, segment in (("windows", False), ("pauses", True)):
+        began = time.perf_counter()
+        (result,) = recognizer.transcribe([long_file], segment=segment)
+        rows[method] = (jiwer.wer(reference, result.text), time.perf_counter() - began)
+    hours = soundfile.info(long_file).duration / 3600
+    print(f"{hours * 60:.1f} min of test speech: {len(sources)} utterances, {len(unique)} distinct")
+    print("| recognised as | WER | seconds |")
+    print("| --- | --- | --- |")
+    for name, (wer, seconds) in rows.items():
+        print(f"| {name} | {100 * wer:.2f}% | {seconds:.1f} |")
+    result = {
+        "checkpoint": args.checkpoint, "minutes": round(hours * 60, 1), "utterances": len(sources),
+        "threads": torch.get_num_threads(), **{f"{k}_wer": round(v[0], 4) for k, v in rows.items()},
+        **{f"{k}_seconds": round(v[1], 1) for k, v in rows.items()},
+    }  # fmt: skip
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {args.output}")
+
+
+if __name__ == "__main__":
+    main()
