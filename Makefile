@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 # Built-in corpus -> train (small model, CPU) -> WER on unseen test speakers -> transcribe a file.
 demo: setup
-	$(BIN)/asr-train hydra.run.dir=$(DEMO_DIR) trainer.max_epochs=7 trainer.max_time_minutes=14.5 $(DEMO_ARGS)
+	$(BIN)/asr-train hydra.run.dir=$(DEMO_DIR) trainer.max_time_minutes=14.5 $(DEMO_ARGS)
 	$(BIN)/asr-eval model=$(DEMO_DIR)/checkpoints/best.pt \
 		manifest=data/synthetic/manifests/test.jsonl output=$(DEMO_DIR)/test.json
 	$(BIN)/asr-transcribe model=$(DEMO_DIR)/checkpoints/best.pt data/synthetic/test/3000/30000/3000-30000-0000.flac

@@ -1,5 +1,5 @@
 """Transcription while the audio arrives: ``Stream`` feeds a streaming model (one whose ``step``
-carries its context as explicit state, ``asr.models.streaming``) any amount of audio at a time,
+carries its context as explicit state, ``asr.models.streaming_conv_lstm``) any amount of audio at a time,
 and decodes greedily as frames complete.
 
 The stream keeps the samples that do not yet make a whole group of ``subsampling`` STFT frames;

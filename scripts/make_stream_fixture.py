@@ -1,8 +1,8 @@
 """Make the browser test's fixtures: a small streaming model (its weights in float16, about 1 MB)
 and a recording of a test speaker (one the model never heard) that it transcribes right.
 
-    asr-train model=streaming model.n_mels=40 model.conv_channels=[16,16] model.rnn_hidden=160 \\
-        model.rnn_layers=2 trainer.max_time_minutes=7 hydra.run.dir=runs/stream_fixture
+    asr-train model=streaming model.n_mels=40 model.conv_channels=[16,16] model.rnn_hidden=192 \\
+        model.rnn_layers=2 trainer.max_time_minutes=10 hydra.run.dir=runs/stream_fixture
     python scripts/make_stream_fixture.py runs/stream_fixture/checkpoints/best.pt
 
 Writes ``tests/fixtures/stream_model.pt``, ``stream_speech.wav`` (16-bit PCM, 16 kHz) and

@@ -157,3 +157,46 @@ def test_subword_tokens_decode_with_the_lm_and_align_to_words(arpa):
     words = align_words(emissions[0], tokenizer.encode(truths[0]), tokenizer, frame_seconds=0.04)
     assert [w.word for w in words] == truths[0].split()
     assert all(a.end <= b.start for a, b in zip(words, words[1:], strict=False))
+
+
+def read_arpa(path: Path) -> tuple[dict[tuple[str, ...], float], dict[tuple[str, ...], float]]:
+    """log10 probabilities and back-off weights of an ARPA file, read by hand."""
+    probs, backoffs, order = {}, {}, 0
+    for line in path.read_text().splitlines():
+        if line.startswith("\\") and line.endswith("-grams:"):
+            order = int(line[1])
+        elif order and line.strip() and not line.startswith("\\"):
+            fields = line.split()
+            ngram = tuple(fields[1 : 1 + order])
+            probs[ngram] = float(fields[0])
+            if len(fields) > 1 + order:
+                backoffs[ngram] = float(fields[1 + order])
+    return probs, backoffs
+
+
+def backoff_log10(probs, backoffs, word: str, context: tuple[str, ...]) -> float:
+    """The ARPA back-off rule: p(w | h) if listed, else bow(h) * p(w | h minus its first word)."""
+    if (*context, word) in probs:
+        return probs[(*context, word)]
+    return backoffs.get(context, 0.0) + backoff_log10(probs, backoffs, word, context[1:])
+
+
+def test_pruning_drops_n_grams_and_leaves_a_distribution_close_to_the_full_model(arpa, tmp_path):
+    pruned = tmp_path / "pruned.arpa"
+    result = subprocess.run([Path(sys.executable).parent / "asr-build-lm", f"text={arpa.with_name('text.txt')}",
+                             f"output={pruned}", "prune=3e-3"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    full, small = read_arpa(arpa), read_arpa(pruned)
+    count = lambda probs, n: sum(len(ngram) == n for ngram in probs)  # noqa: E731
+    assert count(small[0], 1) == count(full[0], 1) and count(small[0], 3) < count(full[0], 3) / 2
+    vocabulary = [ngram[0] for ngram in small[0] if len(ngram) == 1 and ngram[0] != "<s>"]
+    for context in [("<s>",), ("the",), ("<s>", "the"), ("the", "cat"), ("cat", "sees")]:
+        total = sum(10 ** backoff_log10(*small, word, context) for word in vocabulary)
+        assert total == pytest.approx(1.0, abs=1e-4), context  # back-off weights recomputed
+
+    def perplexity(model):
+        logs = [backoff_log10(*model, w, tuple(["<s>", *s][max(0, i - 2) : i + 1]))
+                for s in SENTENCES for i, w in enumerate([*s, EOS])]  # fmt: skip
+        return 10 ** (-sum(logs) / len(logs))
+
+    assert perplexity(full) < perplexity(small) < 1.2 * perplexity(full)

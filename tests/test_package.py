@@ -78,8 +78,13 @@ def test_wheel_installs_trains_and_evaluates_outside_the_repository(tiny_corpus,
     dependencies of this one through a .pth line (torch is not installed twice), but not its
     editable ``asr``: .pth files of an added directory are not executed."""
     dist, source = tmp_path / "dist", tmp_path / "source"  # a copy: building writes build/ into it
-    skip = [".git", ".venv", "data", "runs", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"]
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*skip))
+    top_level = {".git", ".venv", "data", "runs", "build", "outputs", "exp"}  # asr/data is a package: keep it
+    anywhere = shutil.ignore_patterns("*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
+
+    def skip(folder: str, names: list[str]) -> set[str]:
+        return anywhere(folder, names) | (top_level & set(names) if Path(folder) == REPO else set())
+
+    shutil.copytree(REPO, source, ignore=skip)
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", dist, source],
         capture_output=True, text=True, timeout=600,

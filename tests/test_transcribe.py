@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from asr.audio import load_audio
+from asr.ctc.alignment import pause_cuts
 from asr.models import ConvBiLSTMDims
 from asr.recognizer import Recognizer
 from asr.text import CharTokenizer
@@ -56,8 +57,36 @@ def test_chunks_give_every_frame_once_and_exactly(tmp_path, tiny_corpus):
 def test_long_files_transcribe_with_word_times_in_order(tmp_path, tiny_corpus):
     path = long_file(tmp_path, tiny_corpus, 20.0)
     recognizer = Recognizer(LocalModel(), CharTokenizer())
-    [chunked] = recognizer.transcribe([path], timestamps=True, chunk_seconds=6)
+    [chunked] = recognizer.transcribe([path], timestamps=True, chunk_seconds=6, segment=False)
     [whole] = recognizer.transcribe([path], timestamps=True, chunk_seconds=60)
     assert chunked.text == whole.text and len(chunked.text.split()) > 10
     starts = [word.start for word in chunked.words]
     assert starts == sorted(starts) and starts[-1] < 20.0 and chunked.words == whole.words
+
+
+def test_long_files_are_cut_at_pauses_and_each_piece_read_alone(tmp_path, tiny_corpus):
+    """The stand-in sees 20 ms around a frame, so a piece cut in a pause reads as it does within the
+    whole file; each cut becomes a word break (the stand-in emits no spaces of its own)."""
+    path = long_file(tmp_path, tiny_corpus, 20.0)
+    recognizer = Recognizer(LocalModel(), CharTokenizer())
+    [whole] = recognizer.transcribe([path], chunk_seconds=60)
+    [pieces] = recognizer.transcribe([path], timestamps=True, chunk_seconds=6)
+    assert pieces.text.replace(" ", "") == whole.text.replace(" ", "")
+    assert len(pieces.text.split()) > len(whole.text.split())  # a cut where the stand-in had no space
+    starts = [word.start for word in pieces.words]
+    assert [w.word for w in pieces.words] == pieces.text.split()
+    assert starts == sorted(starts) and 0 <= starts[0] and starts[-1] < 20.0
+
+
+def test_pauses_are_cut_in_their_middle_and_long_stretches_at_their_longest_pause():
+    def frames(labels: str) -> torch.Tensor:  # "-" blank, " " word break, letters speech
+        ids = [0 if c == "-" else 1 if c == " " else 2 for c in labels]
+        return torch.nn.functional.one_hot(torch.tensor(ids), 3).float().log()
+
+    speech = "ab--c  -de----f"
+    # silent runs (blank or space): [2, 4), [5, 8), [10, 14); middles 3, 6, 12
+    assert pause_cuts(frames(speech), [0, 1], min_pause=3, max_length=100) == [6, 12]
+    assert pause_cuts(frames(speech), [0, 1], min_pause=5, max_length=100) == []
+    assert pause_cuts(frames(speech), [0, 1], min_pause=5, max_length=13) == [12]  # at the longest run
+    assert pause_cuts(frames(speech), [0, 1], min_pause=5, max_length=10) == [6, 12]  # then again
+    assert pause_cuts(frames("abcdef"), [0, 1], min_pause=1, max_length=4) == [3]  # no pause: the middle

@@ -2,8 +2,8 @@
 
     asr-build-lm text=data/synthetic/manifests/train.jsonl output=data/synthetic/lm/3gram.arpa [order=3]
 
-No pip-installable tool builds ARPA files (KenLM's ``lmplz`` is a C++ build), so this is a small,
-readable estimator after Chen & Goodman (1998), the method ``lmplz`` implements:
+A small, readable estimator after Chen & Goodman (1998), the method KenLM's ``lmplz`` implements
+(a C++ build, not on pip):
 
 - counts: the highest order uses raw counts; lower orders use continuation counts (how many
   distinct words precede the n-gram), except n-grams starting with ``<s>``, which keep raw counts;
@@ -15,6 +15,11 @@ ARPA stores the interpolated probability of every seen n-gram and ``gamma(h)`` a
 weight of its context, which reproduces the interpolated model exactly. Memory is a Python dict
 per order: fine for transcripts of a few million words, not for LibriSpeech's 800-million-word
 LM corpus (use its published ARPA files there).
+
+kaldingram (pip, from the Next-gen Kaldi team) estimates back-off Kneser-Ney with one discount per
+order, as SRILM does; on the built-in corpus's test sentences its 3-gram has perplexity 174.9
+against this one's 164.6 from the same training transcripts (``scripts/compare_lm.py``), so this
+estimator stays, and kaldingram's entropy pruning (Stolcke, 1998) is what ``prune=`` runs.
 """
 
 from __future__ import annotations
@@ -166,16 +171,36 @@ class BuildConfig:
     output: str = MISSING
     """The ARPA file to write."""
     order: int = 3
+    prune: float = 0.0
+    """Entropy-pruning threshold: n-grams (above unigrams) whose removal changes the model's relative
+    entropy by less than this are dropped (1e-8 to 1e-6 is usual); 0 keeps every n-gram."""
+
+
+def prune_arpa(path: str | Path, threshold: float, output: str | Path) -> list[int]:
+    """Entropy pruning (Stolcke, 1998) of the ARPA file ``path`` into ``output`` by kaldingram,
+    back-off weights recomputed; the n-gram counts per order that remain."""
+    from kaldingram.prune import ArpaParser, prune
+
+    (model,) = ArpaParser().loadf(str(path), encoding="utf-8")
+    prune(model, threshold, minorder=1)
+    with atomic_path(output) as temp:
+        ArpaParser().dumpf(model, str(temp), encoding="utf-8")
+    return [count for _, count in sorted(model.counts())]
 
 
 def build(cfg: BuildConfig) -> None:
     if cfg.order < 1:
         raise UserError(f"order={cfg.order}: must be at least 1")
+    if cfg.prune < 0:
+        raise UserError(f"prune={cfg.prune}: must be 0 (no pruning) or a positive threshold")
     sentences = read_sentences(cfg.text)
     model = estimate(sentences, cfg.order)
     model.write_arpa(cfg.output)
-    counts = ", ".join(f"{len(table)} {n}-grams" for n, table in enumerate(model.probs, 1))
-    print(f"{len(sentences)} sentences -> {cfg.output} ({counts})")
+    counts = [len(table) for table in model.probs]
+    if cfg.prune > 0:
+        counts = prune_arpa(cfg.output, cfg.prune, cfg.output)
+    listed = ", ".join(f"{count} {n}-grams" for n, count in enumerate(counts, 1))
+    print(f"{len(sentences)} sentences -> {cfg.output} ({listed})")
 
 
 def main(argv: list[str] | None = None) -> None:

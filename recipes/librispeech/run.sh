@@ -31,7 +31,8 @@ if [ "$stage" -le 0 ]; then
 fi
 if [ "$stage" -le 1 ]; then
   asr-train +experiment=librispeech_ds2 data.train_manifest="$manifests/train.jsonl" \
-    data.dev_manifest="$manifests/dev-clean.jsonl" hydra.run.dir="$EXP" "$@"
+    data.dev_manifest="$manifests/dev-clean.jsonl" data.test_manifest="$manifests/test-clean.jsonl" \
+    hydra.run.dir="$EXP" "$@"
 fi
 if [ -n "${LM:-}" ]; then
   lm=$LM
