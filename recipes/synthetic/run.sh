@@ -17,7 +17,7 @@ checkpoint="$EXP/checkpoints/best.pt"
 lm="$DATA/lm/3gram.arpa"
 
 if [ "$stage" -le 1 ]; then
-  asr-train hydra.run.dir="$EXP" trainer.max_epochs=7 "$@"
+  asr-train hydra.run.dir="$EXP" trainer.max_time_minutes=14.5 "$@"  # as make demo
 fi
 if [ "$stage" -le 2 ]; then
   asr-build-lm text="$DATA/manifests/train.jsonl" output="$lm" order=3
