@@ -183,8 +183,9 @@ def backoff_log10(probs, backoffs, word: str, context: tuple[str, ...]) -> float
 
 def test_pruning_drops_n_grams_and_leaves_a_distribution_close_to_the_full_model(arpa, tmp_path):
     pruned = tmp_path / "pruned.arpa"
-    result = subprocess.run([Path(sys.executable).parent / "asr-build-lm", f"text={arpa.with_name('text.txt')}",
-                             f"output={pruned}", "prune=3e-3"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    command = [Path(sys.executable).parent / "asr-build-lm", f"text={arpa.with_name('text.txt')}",
+               f"output={pruned}", "prune=3e-3"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     full, small = read_arpa(arpa), read_arpa(pruned)
     count = lambda probs, n: sum(len(ngram) == n for ngram in probs)  # noqa: E731

@@ -75,7 +75,7 @@ def test_long_files_are_cut_at_pauses_and_each_piece_read_alone(tmp_path, tiny_c
     assert len(pieces.text.split()) > len(whole.text.split())  # a cut where the stand-in had no space
     starts = [word.start for word in pieces.words]
     assert [w.word for w in pieces.words] == pieces.text.split()
-    assert starts == sorted(starts) and 0 <= starts[0] and starts[-1] < 20.0
+    assert starts == sorted(starts) and starts[0] >= 0 and starts[-1] < 20.0
 
 
 def test_pauses_are_cut_in_their_middle_and_long_stretches_at_their_longest_pause():
