@@ -162,13 +162,7 @@ class Recognizer:
         paths = [str(path) for path in paths]
 
         def result(path: str, log_probs: torch.Tensor, text: str) -> Transcript:
-            words = None
-            if timestamps:
-                found = align_words(
-                    log_probs, self.tokenizer.encode(text), self.tokenizer, self.frame_seconds
-                )
-                words = found or []
-            return Transcript(path, text, words)
+            return Transcript(path, text, self._word_times(log_probs, text) if timestamps else None)
 
         results: list[Transcript | None] = [None] * len(paths)
         long = [i for i, path in enumerate(paths) if audio_info(path)[0] > chunk_seconds]
@@ -188,6 +182,12 @@ class Recognizer:
             for j, text, emissions, n in zip(indices, texts, log_probs, frames.tolist(), strict=True):
                 results[short[j]] = result(paths[short[j]], emissions[:n].float().cpu(), text)
         return results  # type: ignore[return-value]
+
+    def _word_times(self, log_probs: torch.Tensor, text: str, offset: float = 0.0) -> list[WordTime]:
+        """Word times of ``text`` by forced alignment in ``log_probs`` ``(frames, vocab)``, shifted by
+        ``offset`` seconds; none where the audio is too short for the text."""
+        found = align_words(log_probs, self.tokenizer.encode(text), self.tokenizer, self.frame_seconds) or []
+        return [WordTime(w.word, round(w.start + offset, 3), round(w.end + offset, 3)) for w in found]
 
     def _segmented(
         self, path: str, log_probs: torch.Tensor, decode: Decoder, timestamps: bool, batch_size: int,
@@ -215,13 +215,7 @@ class Recognizer:
                 ):
                     texts[group + j] = text
                     if timestamps and text:
-                        found = align_words(emissions[:n].float().cpu(), self.tokenizer.encode(text),
-                                            self.tokenizer, shift) or []  # fmt: skip
-                        start = spans[group + j][0]
-                        words += [
-                            WordTime(w.word, round(w.start + start, 3), round(w.end + start, 3))
-                            for w in found
-                        ]
+                        words += self._word_times(emissions[:n].float().cpu(), text, spans[group + j][0])
         text = " ".join(t for t in texts if t)
         return Transcript(path, text, sorted(words, key=lambda w: w.start) if timestamps else None)
 
