@@ -9,9 +9,10 @@ ten on a wrong token (a trained model: where a probability-space kernel loses th
 timing, every backend's losses and gradients are checked against torch's CTC in float64 on the same
 inputs: the table's error columns are the largest relative loss error and absolute gradient error.
 Each backend runs interleaved in one process (median of the repeats after a warm-up), so the
-speed-up is a ratio measured under the same load. Peak memory is measured in a fresh child process
-per backend and shape: the rise of the peak resident set (CPU) or of torch's peak allocation
-(CUDA) during one forward + backward. Prints a table and writes benchmarks/ctc_<device>.json.
+speed-up is a ratio measured under the same load. Peak memory is what one forward + backward needs
+beyond its inputs: on the CPU the rise of the peak resident set, in a fresh child process per
+backend and shape; on CUDA torch's peak allocation, in this process. Prints a table and writes
+benchmarks/ctc_<device>.json.
 """
 
 from __future__ import annotations
@@ -105,16 +106,17 @@ def errors(backend: str, inputs) -> tuple[float, float]:
     return loss_error, (grad - reference_grad).abs().max().item()
 
 
+def cuda_peak_bytes(backend: str, data) -> int:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    run_once(backend, data, True, "cuda")
+    return torch.cuda.max_memory_allocated() - before
+
+
 def peak_memory_child(backend: str, shape: tuple[int, ...], device: str, inputs: str) -> None:
-    """Print the memory one forward + backward needed beyond its inputs, in bytes."""
+    """Print the memory one forward + backward needed beyond its inputs, in bytes (CPU)."""
     data = make_inputs(*shape, device, inputs)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        run_once(backend, data, True, device)
-        print(torch.cuda.max_memory_allocated() - before)
-        return
     run_once(backend, make_inputs(2, 20, shape[2], 5, device), True, device)  # load libraries, build once
 
     def status(field: str) -> int:
@@ -134,6 +136,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=INPUTS)
+    parser.add_argument("--output", type=Path, help="default: benchmarks/ctc_<device>.json")
     parser.add_argument(
         "--memory-child", nargs=6, metavar=("BACKEND", "INPUTS", "B", "T", "V", "L"), help=argparse.SUPPRESS
     )
@@ -176,6 +179,9 @@ def main() -> None:
                     f"{timings} {row[name]['speedup']:>8.1f}x"
                 )
             for backend in ("native", "custom"):
+                if args.device == "cuda":
+                    row[f"{backend}_peak_mb"] = cuda_peak_bytes(backend, data) / 2**20
+                    continue
                 child = subprocess.run(
                     [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
                      "--memory-child", backend, inputs, *map(str, shape)], capture_output=True, text=True,
@@ -190,7 +196,7 @@ def main() -> None:
                 )  # fmt: skip
             )
             results.append(row)
-    output = Path("benchmarks") / f"ctc_{args.device}.json"
+    output = args.output or Path("benchmarks") / f"ctc_{args.device}.json"
     output.parent.mkdir(exist_ok=True)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     report = {"device": device_name, "threads": args.threads, "repeats": args.repeats,

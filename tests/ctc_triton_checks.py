@@ -100,3 +100,30 @@ def test_training_sizes_on_cuda(shape, batch, frames, vocab, target, blank):
                                               reduction="sum", zero_infinity=True)  # fmt: skip
         torch_err = (torch.autograd.grad(native, x)[0].double() - reference_grad).abs().max().item()
         assert (grad.cpu().double() - reference_grad).abs().max().item() <= max(1e-5, torch_err / 10)
+
+
+@pytest.mark.skipif(not CUDA, reason="the custom backend sends only CUDA tensors to the Triton kernels")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_custom_backend_on_cuda_tensors_uses_the_kernels(dtype):
+    # What training calls: get_backend("custom") on CUDA log-probs, concatenated int32 targets,
+    # reduction="mean" and autograd; against torch's CTC in float64 on the same (rounded) inputs.
+    from asr.ctc import get_backend
+
+    generator = torch.Generator().manual_seed(3)
+    targets = [torch.randint(1, 29, (n,), generator=generator).tolist() for n in (40, 0, 25, 60)]
+    lengths = [300, 120, 80, 290]
+    log_probs = torch.randn(300, 4, 29, generator=generator).mul(5).log_softmax(-1).to(dtype)
+    flat = torch.tensor([k for t in targets for k in t], dtype=torch.int32)
+    target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.int32)
+    x = log_probs.cuda().requires_grad_()
+    loss = get_backend("custom")(x, flat.cuda(), torch.tensor(lengths).cuda(), target_lengths.cuda(),
+                                 reduction="mean", zero_infinity=True)  # fmt: skip
+    (grad,) = torch.autograd.grad(loss, x)
+    wide = log_probs.double().requires_grad_()
+    reference = torch.nn.functional.ctc_loss(wide, pad(targets), torch.tensor(lengths), target_lengths.long(),
+                                             reduction="mean", zero_infinity=True)  # fmt: skip
+    (reference_grad,) = torch.autograd.grad(reference, wide)
+    assert grad.dtype == dtype and grad.is_cuda
+    torch.testing.assert_close(loss.double().cpu(), reference.detach(), rtol=1e-5, atol=1e-6)
+    tolerance = 1e-5 if dtype == torch.float32 else 4e-3  # the gradient is rounded back to the input's type
+    assert (grad.double().cpu() - reference_grad).abs().max().item() <= tolerance

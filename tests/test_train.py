@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import soundfile
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -69,6 +70,14 @@ def test_run_writes_checkpoints_metrics_and_config(tiny_corpus, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows if "dev/wer" in row] == [3]
     assert not list((tmp_path / "checkpoints").glob(".*")), "temporary files left behind"
+    # The speed logged at the end: one epoch, so the audio per step is the training set's over 3.
+    (speed,) = [row for row in rows if "train/audio_seconds_per_second" in row]
+    utterances = [
+        json.loads(line) for line in (tiny_corpus / "manifests" / "train.jsonl").read_text().splitlines()
+    ]
+    audio = sum(soundfile.info(tiny_corpus / "manifests" / u["audio_filepath"]).duration for u in utterances)
+    per_step = speed["train/audio_seconds_per_second"] / speed["train/steps_per_second"]
+    assert per_step == pytest.approx(audio / 3, rel=1e-4)
 
 
 CTC_ERRORS: list[tuple[float, float]] = []

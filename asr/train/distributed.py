@@ -3,8 +3,10 @@
     torchrun --nproc_per_node=2 -m asr.train trainer.device=cpu     # gloo on CPUs
     torchrun --nproc_per_node=8 -m asr.train trainer.device=cuda    # NCCL on GPUs
 
-Every rank runs the same loop; rank 0 alone writes checkpoints and logs. Without ``torchrun``
-(no ``WORLD_SIZE`` in the environment) the helpers below are no-ops of a world of one.
+Every rank runs the same loop; rank 0 alone writes checkpoints and logs. Under ``torchrun`` the
+process group and DDP are used even for one process (so ``--nproc_per_node=1`` runs the same
+NCCL path as eight); without it (no ``WORLD_SIZE`` in the environment) the helpers below are
+no-ops of a world of one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    launched: bool = False
+    """Started by ``torchrun``: a process group and DDP, whatever the size."""
 
     @property
     def is_main(self) -> bool:
@@ -30,7 +34,7 @@ class World:
 
     @property
     def distributed(self) -> bool:
-        return self.size > 1
+        return self.launched or self.size > 1
 
 
 def init(device_name: str) -> tuple[World, torch.device]:
@@ -39,6 +43,7 @@ def init(device_name: str) -> tuple[World, torch.device]:
         int(os.environ.get("RANK", 0)),
         int(os.environ.get("WORLD_SIZE", 1)),
         int(os.environ.get("LOCAL_RANK", 0)),
+        "WORLD_SIZE" in os.environ,
     )
     device = resolve_device(device_name)
     if device.type == "cuda":

@@ -146,7 +146,7 @@ def train(cfg: DictConfig, trainer: Trainer, train_set: SpeechDataset, plan: Pla
     ``save_every_minutes`` between evaluations."""
     world, device, sampler, state = trainer.world, trainer.device, trainer.sampler, trainer.state
     accumulate = cfg.trainer.accumulate_grad_batches
-    started, spent_before = time.monotonic(), state.elapsed
+    started, spent_before, first_step = time.monotonic(), state.elapsed, state.step
     schedule.elapsed = state.elapsed
     every_steps, every_minutes = cfg.trainer.save_every_steps, cfg.trainer.save_every_minutes or math.inf
     save_due = state.elapsed + 60 * every_minutes
@@ -157,6 +157,8 @@ def train(cfg: DictConfig, trainer: Trainer, train_set: SpeechDataset, plan: Pla
     )  # fmt: skip
     trainer.forward.train()
     bad_in_a_row = 0
+    rate = trainer.model.dims.sample_rate
+    audio_seconds, paused = 0.0, 0.0  # this rank's audio trained on; time spent evaluating and saving
     stop = state.early_stopped or state.step >= plan.max_steps or sampler.epoch >= plan.max_epochs
     stop |= state.elapsed >= plan.budget
     while not stop:
@@ -168,6 +170,7 @@ def train(cfg: DictConfig, trainer: Trainer, train_set: SpeechDataset, plan: Pla
         )  # fmt: skip
         group: list[Batch] = []
         for number, batch in enumerate(loader, first + 1):
+            audio_seconds += batch.sample_lengths.sum().item() / rate
             group.append(batch.to(device))
             if len(group) < accumulate:
                 continue
@@ -207,6 +210,7 @@ def train(cfg: DictConfig, trainer: Trainer, train_set: SpeechDataset, plan: Pla
             stop = state.step >= plan.max_steps or state.elapsed >= plan.budget
             stop |= epoch_done and sampler.epoch >= plan.max_epochs
             every = cfg.trainer.eval_every_steps
+            pause_start = time.monotonic()
             if stop or (epoch_done if every is None else state.step % every == 0):
                 trainer.evaluate()
                 state = trainer.state
@@ -215,6 +219,30 @@ def train(cfg: DictConfig, trainer: Trainer, train_set: SpeechDataset, plan: Pla
             elif (every_steps and state.step % every_steps == 0) or state.elapsed >= save_due:
                 trainer.save()
                 save_due = state.elapsed + 60 * every_minutes
+            paused += time.monotonic() - pause_start
             if stop or epoch_done:
                 break
     bar.close()
+    (audio_seconds,) = distributed.all_sum([audio_seconds], device)
+    log_throughput(trainer, state.step - first_step, audio_seconds, time.monotonic() - started - paused)
+
+
+def log_throughput(trainer: Trainer, steps: int, audio_seconds: float, seconds: float) -> None:
+    """Training speed of this run (evaluation and saving left out), to the log and metrics.jsonl:
+    steps and seconds of audio (all ranks) per second, and the peak GPU memory of rank 0."""
+    if steps == 0 or seconds <= 0:
+        return
+    speed = {
+        "train/steps_per_second": steps / seconds,
+        "train/audio_seconds_per_second": audio_seconds / seconds,
+    }
+    peak = ""
+    if trainer.device.type == "cuda":
+        speed["train/gpu_peak_gib"] = torch.cuda.max_memory_allocated(trainer.device) / 2**30
+        peak = f"; peak GPU memory {speed['train/gpu_peak_gib']:.2f} GiB"
+    log.info(
+        "%d steps in %.0f s of training: %.2f steps/s, %.0f s of audio per second%s",
+        steps, seconds, speed["train/steps_per_second"], speed["train/audio_seconds_per_second"], peak,
+    )  # fmt: skip
+    if trainer.world.is_main:
+        trainer.logger.scalars(trainer.state.step, speed)
