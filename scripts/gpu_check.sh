@@ -82,7 +82,7 @@ model=ds2 precision=bf16 save_every=50
 train=(torchrun --standalone --nproc_per_node=1 -m asr.train model=$model trainer.device="$DEVICE"
   trainer.precision=$precision ctc=custom trainer.max_time_minutes="$TRAIN_MINUTES"
   trainer.save_every_steps=$save_every trainer.progress=false trainer.keep_best=1 hydra.run.dir=$RUN)
-kill_after_checkpoint() {  # start, wait for last.pt and 10 more steps, kill -9 the whole group
+kill_after_checkpoint() {  # start, wait for last.pt and 10 more steps, kill -9 torchrun and its workers
   rm -rf "$RUN"
   setsid "${train[@]}" &
   local pid=$! deadline=$((SECONDS + 600))
@@ -92,6 +92,8 @@ kill_after_checkpoint() {  # start, wait for last.pt and 10 more steps, kill -9 
   local saved
   saved=$(wc -l <"$RUN/metrics.jsonl")
   until [ "$(wc -l <"$RUN/metrics.jsonl")" -ge $((saved + 10)) ] || ! kill -0 $pid 2>/dev/null; do sleep 0.2; done
+  local worker  # torchrun starts each worker in a session of its own
+  for worker in $(pgrep -P $pid); do kill -9 -- -"$worker"; done
   kill -9 -- -$pid
   wait $pid
   cp "$RUN/metrics.jsonl" "$RUN/metrics.killed.jsonl"

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 
-from tests.ctc_cases import make_log_probs, pad, reference_on, training_like
+from tests.ctc_cases import SHAPES, make_log_probs, pad, reference_on, training_like
 
 gpu = pytest.importorskip("asr.ctc.gpu")
 CUDA = torch.cuda.is_available()
@@ -49,6 +49,22 @@ def test_kernels_match_the_reference_on_training_like_log_probs(case):
     assert error <= max(1e-5, torch_error(log_probs, targets, lengths, blank, reference_grad))
     for b, length in enumerate(lengths):
         assert torch.count_nonzero(grad[length:, b]) == 0
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_long_utterances(shape):
+    # 256 frames (the interpreter's cost grows with frames; training sizes run on a GPU only): row
+    # shifting has to hold over many frames of peaky, blank-dominant and masked log-probs alike.
+    targets, lengths = [[1, 2, 2, 3, 1, 4, 4, 4], [3], []], [256, 200, 120]
+    problem = (256, 5, 0, targets, lengths)
+    log_probs = make_log_probs(problem, shape, 30.0, seed=7)
+    reference, reference_grad = reference_on(log_probs, targets, lengths, 0)
+    losses, grad = run(log_probs, targets, lengths, 0)
+    feasible = torch.isfinite(reference)
+    assert torch.equal(torch.isfinite(losses).cpu(), feasible)
+    torch.testing.assert_close(losses.cpu()[feasible].double(), reference[feasible], rtol=1e-5, atol=1e-6)
+    error = (grad.cpu().double() - reference_grad).abs().max().item()
+    assert error <= max(1e-5, torch_error(log_probs, targets, lengths, 0, reference_grad))
 
 
 def test_nan_log_probs_give_nan_and_leave_the_others_alone():

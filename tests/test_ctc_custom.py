@@ -3,13 +3,14 @@
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asr.ctc import get_backend
+from asr.ctc import cpu, get_backend
 from asr.ctc.custom import ctc_loss
 from asr.ctc.reference import ctc_loss_reference
 from tests.ctc_cases import ctc_problems, make_log_probs, pad, random_case, reference_on, training_like
@@ -127,6 +128,39 @@ def test_infeasible_empty_and_nan_utterances_as_torch(zero_infinity):
     assert torch.equal(grad.isnan(), native_grad.isnan()) and grad[:, 0].isnan().any() != zero_infinity
     finite = ~native_grad.isnan()
     torch.testing.assert_close(grad[finite], native_grad[finite], rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def filled_builds():
+    """The kernel built to fill its scratch memory (malloc's, whose contents vary from call to call)
+    with 1e30 and with NaN before use."""
+    return [cpu._library((f"-DSCRATCH_FILL={fill}",)) for fill in ("1e30f", "NAN")]
+
+
+def test_an_empty_target_is_the_blank_path_whatever_the_scratch_memory_holds(filled_builds, monkeypatch):
+    # Hand-computable: the only path of an empty target is all blanks. (The first frame used to
+    # read one float of scratch memory before writing it: a large leftover made the loss infinite.)
+    log_probs = torch.randn(3, 1, 4, generator=torch.Generator().manual_seed(0)).log_softmax(-1)
+    for build in filled_builds:
+        monkeypatch.setattr(cpu, "_library", lambda build=build: build)
+        loss = ctc_loss(log_probs, torch.zeros(1, 0, dtype=torch.long), [3], [0], reduction="none")
+        torch.testing.assert_close(loss, -log_probs[:, 0, 0].sum().reshape(1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=training_like())
+def test_results_do_not_depend_on_what_scratch_memory_held(filled_builds, case):
+    # Bit for bit the same losses and gradients from the normal build and the filled ones: the
+    # kernel reads no scratch memory before writing it.
+    (_, _, blank, targets, lengths), log_probs = case
+    args = (pad(targets), torch.tensor(lengths), torch.tensor([len(t) for t in targets]), blank, True)
+    results = []
+    for build in (cpu._library(), *filled_builds):
+        with mock.patch.object(cpu, "_library", lambda build=build: build):
+            results.append(cpu.ctc_loss_cpu(log_probs.contiguous(), *args))
+    for losses, grad in results[1:]:
+        torch.testing.assert_close(losses, results[0][0], rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(grad, results[0][1], rtol=0, atol=0, equal_nan=True)
 
 
 def test_loading_the_kernel_leaves_the_float_environment_alone():

@@ -37,19 +37,21 @@ def _cpu_signature() -> str:
 
 
 @functools.cache
-def _library() -> ctypes.CDLL:
+def _library(defines: tuple[str, ...] = ()) -> ctypes.CDLL:
+    """The compiled kernel; ``defines`` (``-DNAME=VALUE``) are for tests."""
     compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
         raise UserError(
             "ctc.backend=custom needs a C compiler (apt-get install gcc), or use ctc.backend=native"
         )
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _cpu_signature().encode())
+    flags = [*FLAGS, *defines]
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode() + _cpu_signature().encode())
     cache = Path(os.environ.get("ASR_CACHE_DIR", Path.home() / ".cache" / "asr"))
     library = cache / f"ctc_cpu-{digest.hexdigest()[:16]}.so"
     if not library.is_file():
         with atomic_path(library) as temp:
             build = subprocess.run(
-                [compiler, *FLAGS, str(SOURCE), "-o", str(temp), "-lm"], capture_output=True, text=True
+                [compiler, *flags, str(SOURCE), "-o", str(temp), "-lm"], capture_output=True, text=True
             )
             if build.returncode != 0:
                 raise UserError(

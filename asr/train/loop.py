@@ -210,16 +210,17 @@ def train(cfg: DictConfig, trainer: Trainer, train_set: SpeechDataset, plan: Pla
             stop = state.step >= plan.max_steps or state.elapsed >= plan.budget
             stop |= epoch_done and sampler.epoch >= plan.max_epochs
             every = cfg.trainer.eval_every_steps
-            pause_start = time.monotonic()
-            if stop or (epoch_done if every is None else state.step % every == 0):
-                trainer.evaluate()
-                state = trainer.state
-                stop |= state.early_stopped
+            evaluate = stop or (epoch_done if every is None else state.step % every == 0)
+            if evaluate or (every_steps and state.step % every_steps == 0) or state.elapsed >= save_due:
+                pause_start = time.monotonic()
+                if evaluate:
+                    trainer.evaluate()
+                    state = trainer.state
+                    stop |= state.early_stopped
+                else:
+                    trainer.save()
                 save_due = state.elapsed + 60 * every_minutes
-            elif (every_steps and state.step % every_steps == 0) or state.elapsed >= save_due:
-                trainer.save()
-                save_due = state.elapsed + 60 * every_minutes
-            paused += time.monotonic() - pause_start
+                paused += time.monotonic() - pause_start
             if stop or epoch_done:
                 break
     bar.close()

@@ -162,7 +162,7 @@ static int forward(const Utterance *u, float *xs, float *labels, float *shifts, 
         float top = NEG;
         if (t == 0) {
             x[0] = r.b0 == 0 ? 0.0f : NEG;
-            if (L > 0) l[0] = r.l1 >= 0 ? emission(lp, label[0]) : NEG;
+            l[0] = L > 0 && r.l1 >= 0 ? emission(lp, label[0]) : NEG; /* an empty target too: top reads it */
             nan |= L > 0 && isnan(lp[label[0]]);
             top = max_(x[0] + shift, l[0]);
         } else {
@@ -305,6 +305,10 @@ int ctc_loss_cpu(const float *log_probs, const int64_t *targets, const int64_t *
         float *alpha = malloc(sizeof(float) * (2 * rows * W + rows)); /* x rows, label rows, shifts */
         float *work = malloc(sizeof(float) * 7 * (size_t)W); /* skip, six backward rows */
         int32_t *label = malloc(sizeof(int32_t) * W);
+#ifdef SCRATCH_FILL /* tests build with it (1e30f, NAN): a read of scratch memory before its write shows */
+        for (size_t i = 0; alpha && i < 2 * rows * W + rows; i++) alpha[i] = SCRATCH_FILL;
+        for (size_t i = 0; work && i < 7 * (size_t)W; i++) work[i] = SCRATCH_FILL;
+#endif
         if (!alpha || !work || !label) {
             failed = 1;
         } else {
