@@ -4,7 +4,7 @@
 # native CUDA CTC and cuDNN); training throughput of model=ds2 in bf16 with either CTC backend;
 # torchrun (NCCL) training killed with SIGKILL and resumed by the same command; asr-eval and
 # asr-transcribe on CUDA. Then scripts/gpu_report.py prints the figures. Everything it measured
-# lands in OUT, five files at most (what the device tool brings back): gpu_check.log (every step's
+# lands in OUT, four files (the device tool brings back eight at most): gpu_check.log (every step's
 # output), ctc_<device>.json, train_<device>.json, gpu_<device>.json (the report).
 #
 #   scripts/gpu_check.sh [CHECKPOINT]      # CHECKPOINT: a demo-size model for inference
