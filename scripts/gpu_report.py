@@ -80,8 +80,9 @@ def speed_figures(run: Path) -> dict:
         return {}
     speed = {key.removeprefix("train/"): value for key, value in speeds[-1].items()}
     audio = speed["audio_seconds_per_second"]
+    # hours of audio over audio seconds per second: hours of training
     speed["librispeech_hours_per_epoch"] = {
-        name: round(hours * 3600 / audio / 3600, 2) for name, hours in LIBRISPEECH_HOURS.items()
+        name: round(hours / audio, 2) for name, hours in LIBRISPEECH_HOURS.items()
     }
     return speed
 

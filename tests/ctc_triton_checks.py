@@ -34,12 +34,9 @@ def torch_error(log_probs, targets, lengths, blank, reference_grad) -> float:
     return (grad.double() - reference_grad).abs().nan_to_num(0.0).max().item()
 
 
-@settings(max_examples=25, deadline=None)
-@given(training_like(max_batch=3, max_vocab=6, max_target=5, max_frames=12))
-def test_kernels_match_the_reference_on_training_like_log_probs(case):
-    # Peaky, blank-dominant and masked log-probs at logit scales up to 100, zero lengths: losses
-    # within 1e-5 relative, gradients within 1e-5 or torch's own float32 error if that is larger.
-    (_, _, blank, targets, lengths), log_probs = case
+def assert_matches_the_reference(log_probs, targets, lengths, blank) -> torch.Tensor:
+    """The kernels' losses within 1e-5 relative of the float64 reference (infinite where it is),
+    gradients within 1e-5 or torch's own float32 error if that is larger; returns the gradient."""
     reference, reference_grad = reference_on(log_probs, targets, lengths, blank)
     losses, grad = run(log_probs, targets, lengths, blank)
     feasible = torch.isfinite(reference)
@@ -47,6 +44,16 @@ def test_kernels_match_the_reference_on_training_like_log_probs(case):
     torch.testing.assert_close(losses.cpu()[feasible].double(), reference[feasible], rtol=1e-5, atol=1e-6)
     error = (grad.cpu().double() - reference_grad).abs().max().item()
     assert error <= max(1e-5, torch_error(log_probs, targets, lengths, blank, reference_grad))
+    return grad
+
+
+@settings(max_examples=25, deadline=None)
+@given(training_like(max_batch=3, max_vocab=6, max_target=5, max_frames=12))
+def test_kernels_match_the_reference_on_training_like_log_probs(case):
+    # Peaky, blank-dominant and masked log-probs at logit scales up to 100, zero lengths: losses
+    # within 1e-5 relative, gradients within 1e-5 or torch's own float32 error if that is larger.
+    (_, _, blank, targets, lengths), log_probs = case
+    grad = assert_matches_the_reference(log_probs, targets, lengths, blank)
     for b, length in enumerate(lengths):
         assert torch.count_nonzero(grad[length:, b]) == 0
 
@@ -57,14 +64,7 @@ def test_long_utterances(shape):
     # shifting has to hold over many frames of peaky, blank-dominant and masked log-probs alike.
     targets, lengths = [[1, 2, 2, 3, 1, 4, 4, 4], [3], []], [256, 200, 120]
     problem = (256, 5, 0, targets, lengths)
-    log_probs = make_log_probs(problem, shape, 30.0, seed=7)
-    reference, reference_grad = reference_on(log_probs, targets, lengths, 0)
-    losses, grad = run(log_probs, targets, lengths, 0)
-    feasible = torch.isfinite(reference)
-    assert torch.equal(torch.isfinite(losses).cpu(), feasible)
-    torch.testing.assert_close(losses.cpu()[feasible].double(), reference[feasible], rtol=1e-5, atol=1e-6)
-    error = (grad.cpu().double() - reference_grad).abs().max().item()
-    assert error <= max(1e-5, torch_error(log_probs, targets, lengths, 0, reference_grad))
+    assert_matches_the_reference(make_log_probs(problem, shape, 30.0, seed=7), targets, lengths, 0)
 
 
 def test_nan_log_probs_give_nan_and_leave_the_others_alone():
