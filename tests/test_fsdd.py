@@ -1,5 +1,6 @@
 """FSDD connected digits: recordings checked, pools that share no recording, speaker-disjoint folds,
-the release downloaded over HTTP and only the four speakers kept."""
+synthetic voices in the training sets only, the release downloaded over HTTP and only the four
+speakers kept."""
 
 import hashlib
 import json
@@ -63,6 +64,39 @@ def test_folds_are_speaker_disjoint_and_pools_share_no_recording(recordings, tmp
         assert not {r.path for r in pools["train"]} & {r.path for r in pools["dev"]}
         assert {r.speaker for pool in pools.values() for r in pool} == {speaker}
         assert len(pools["dev"]) == 10 * len(fsdd.DEV_INDICES) and len(pools["test"]) == 10 * fsdd.INDICES
+
+
+def test_synthetic_voices_join_every_training_set_and_nothing_else(recordings, tmp_path):
+    folder, checksum = recordings
+    fsdd.prepare(folder, tmp_path / "a", expected_sha256=checksum, pools=SMALL, synthetic_voices=2)
+    synthetic = None
+    for held_out in fsdd.SPEAKERS:
+        fold = {split: read_manifest(tmp_path / "a/folds" / held_out / f"{split}.jsonl") for split in SMALL}
+        added = [
+            (u.audio_filepath.resolve(), u.text)
+            for u in fold["train"]
+            if "synthetic" in u.audio_filepath.parts
+        ]
+        assert len(fold["train"]) == 6 * 3 + len(added) and len(added) == 2 * fsdd.SYNTHETIC_UTTERANCES
+        assert synthetic in (None, added)  # the same utterances in every fold
+        synthetic = added
+        assert not any("synthetic" in u.audio_filepath.parts for u in fold["dev"] + fold["test"])
+    voices = sorted((tmp_path / "a/synthetic_recordings").glob("*.wav"))
+    assert len(voices) == 2 * 10 * 5  # two voices, ten digits, five times each
+    for path in voices[::10]:
+        audio, rate = soundfile.read(path)
+        # a spoken digit, trimmed of silence: a few tenths of a second, loud at both ends
+        assert rate == fsdd.SAMPLE_RATE and 0.15 < len(audio) / rate < 1.2
+        loud = np.flatnonzero(np.abs(audio) > 0.02 * np.abs(audio).max()) / rate
+        assert loud[0] < 0.05 and loud[-1] > len(audio) / rate - 0.05
+    for path, text in synthetic[:5]:
+        assert set(text.split()) <= set(fsdd.WORDS) and soundfile.info(path).samplerate == fsdd.SAMPLE_RATE
+    # the same seed gives the same audio; another voice count makes the folds anew
+    fsdd.prepare(folder, tmp_path / "b", expected_sha256=checksum, pools=SMALL, synthetic_voices=2)
+    first = synthetic[0][0]
+    assert first.read_bytes() == (tmp_path / "b" / first.relative_to((tmp_path / "a").resolve())).read_bytes()
+    fsdd.prepare(folder, tmp_path / "a", expected_sha256=checksum, pools=SMALL, synthetic_voices=0)
+    assert len(read_manifest(tmp_path / "a/folds/george/train.jsonl")) == 6 * 3
 
 
 def test_connected_digits_are_the_recordings_with_pauses_and_quiet_noise(recordings):

@@ -11,26 +11,38 @@ random level and a little noise. No recording is in two splits, and folds are sp
 - fold ``<speaker>`` trains on the other three speakers' train pools, selects on their dev pools
   and tests on ``<speaker>``'s test pool: ``<out>/folds/<speaker>/{train,dev,test}.jsonl``.
 
+Three speakers are few to learn digits from rather than voices, so ``--synthetic-voices N`` adds
+N espeak-ng voices (those of the built-in corpus) saying each digit a few times, joined the same
+way, to every fold's training set (never to dev or test).
+
     python -m asr.data.fsdd download DEST [--url URL]        # the pinned release, then verified
-    python -m asr.data.fsdd prepare RECORDINGS OUT [--seed 0]
+    python -m asr.data.fsdd prepare RECORDINGS OUT [--seed 0] [--synthetic-voices 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import multiprocessing
+import os
 import re
 import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import librosa
 import numpy as np
+import soxr
 
 from asr.audio import load_audio, save_audio
 from asr.data.download import download, sha256sum
+from asr.data.espeak import Synthesizer, Voice
 from asr.data.manifest import Utterance, write_manifest
+from asr.data.synthetic import LANGUAGE_VOICES, VARIANTS
 from asr.errors import UserError, exit_on_user_error
+from asr.fileio import write_json
 
 RELEASE = "v1.0.10"
 URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/{RELEASE}.tar.gz"
@@ -145,35 +157,99 @@ def pool_sources(recordings: list[Recording], speaker: str) -> dict[str, list[Re
             "dev": [r for r in own if r.index in DEV_INDICES], "test": own}  # fmt: skip
 
 
+SYNTHETIC_UTTERANCES = 20
+"""Utterances per synthetic voice (500 per real speaker)."""
+
+
+def synthesize_recordings(folder: Path, voices: int, seed: int, repeats: int = 5) -> list[Recording]:
+    """``voices`` espeak-ng voices, each saying every digit ``repeats`` times (rate and pitch varied
+    a little around its own), trimmed of silence and at 8 kHz: FSDD-like recordings
+    ``folder/{digit}_synth{voice}_{index}.wav``."""
+    pairs = [(name, variant) for name in LANGUAGE_VOICES for variant in VARIANTS]
+    if voices > len(pairs):
+        raise UserError(f"--synthetic-voices {voices}: espeak-ng has {len(pairs)} distinct voices")
+    rng = np.random.default_rng([seed, len(SPEAKERS)])
+    jobs = [
+        (number, Voice(*pairs[i], rate=int(rng.integers(120, 190)), pitch=int(rng.integers(20, 80))),
+         folder, repeats, seed)
+        for number, i in enumerate(rng.permutation(len(pairs))[:voices])
+    ]  # fmt: skip
+    # One fresh process per voice, as for the built-in corpus (asr.data.synthetic): espeak-ng keeps
+    # noise-generator state between utterances, and the same seed must give the same audio.
+    pool = multiprocessing.get_context("fork").Pool(processes=os.cpu_count() or 1, maxtasksperchild=1)
+    with pool:
+        return [recording for rows in pool.imap(_voice_recordings, jobs) for recording in rows]
+
+
+def _voice_recordings(job: tuple[int, Voice, Path, int, int]) -> list[Recording]:
+    number, voice, folder, repeats, seed = job
+    rng = np.random.default_rng([seed, len(SPEAKERS), number])
+    synthesizer = Synthesizer(seed=number)
+    recordings = []
+    for digit in range(10):
+        for index in range(repeats):
+            rate, pitch = voice.rate + int(rng.integers(-15, 16)), voice.pitch + int(rng.integers(-8, 9))
+            samples = synthesizer.synthesize(WORDS[digit], Voice(voice.name, voice.variant, rate, pitch))
+            samples, _ = librosa.effects.trim(
+                samples.astype(np.float32) / 32768.0, top_db=40, frame_length=512, hop_length=128
+            )
+            path = folder / f"{digit}_synth{number}_{index}.wav"
+            save_audio(path, soxr.resample(samples, synthesizer.sample_rate, SAMPLE_RATE), SAMPLE_RATE)
+            recordings.append(Recording(digit, f"synth{number}", index, path))
+    return recordings
+
+
+def write_utterances(
+    sources: list[Recording], count: int, folder: Path, name: str, rng: np.random.Generator, mixing: Mixing
+) -> list[Utterance]:
+    """``count`` connected-digit utterances from ``sources``, ``folder/<name>-NNNN.flac``."""
+    utterances = []
+    for n in range(count):
+        audio, text = connect(sources, rng, mixing)
+        path = folder / f"{name}-{n:04d}.flac"
+        save_audio(path, audio, SAMPLE_RATE)
+        utterances.append(Utterance(path.resolve(), len(audio) / SAMPLE_RATE, text))
+    return utterances
+
+
 def prepare(
     recordings_dir: Path, out: Path, seed: int = 0, mixing: Mixing = Mixing(),
-    expected_sha256: str = RECORDINGS_SHA256, pools: dict[str, int] = POOLS,
+    expected_sha256: str = RECORDINGS_SHA256, pools: dict[str, int] = POOLS, synthetic_voices: int = 0,
 ) -> None:  # fmt: skip
     """Write each speaker's pools of ``pools[pool]`` utterances (``out/audio/<speaker>/<pool>/*.flac``)
-    and each fold's manifests (``out/folds/<speaker>/{train,dev,test}.jsonl``). A finished ``out``
-    is kept."""
-    if (out / "folds" / SPEAKERS[-1] / "test.jsonl").is_file():
+    and each fold's manifests (``out/folds/<speaker>/{train,dev,test}.jsonl``), the training sets
+    with ``synthetic_voices`` espeak-ng voices' utterances (``out/audio/synthetic``). An ``out``
+    finished with the same parameters is kept."""
+    marker = out / "fsdd.json"
+    parameters = {"seed": seed, "pools": pools, "synthetic_voices": synthetic_voices,
+                  "synthetic_utterances": SYNTHETIC_UTTERANCES}  # fmt: skip
+    if marker.is_file() and json.loads(marker.read_text()) == parameters:
         return
+    marker.unlink(missing_ok=True)
     recordings = find_recordings(recordings_dir, expected_sha256)
     made: dict[tuple[str, str], list[Utterance]] = {}
     for s, speaker in enumerate(SPEAKERS):
         sources = pool_sources(recordings, speaker)
         for p, (pool, count) in enumerate(pools.items()):
             rng = np.random.default_rng([seed, s, p])
-            folder = out / "audio" / speaker / pool
-            utterances = []
-            for n in range(count):
-                audio, text = connect(sources[pool], rng, mixing)
-                path = folder / f"{speaker}-{pool}-{n:04d}.flac"
-                save_audio(path, audio, SAMPLE_RATE)
-                utterances.append(Utterance(path.resolve(), len(audio) / SAMPLE_RATE, text))
-            made[speaker, pool] = utterances
+            made[speaker, pool] = write_utterances(
+                sources[pool], count, out / "audio" / speaker / pool, f"{speaker}-{pool}", rng, mixing
+            )
+    synthetic = []
+    if synthetic_voices:
+        voices = synthesize_recordings(out / "synthetic_recordings", synthetic_voices, seed)
+        rng = np.random.default_rng([seed, len(SPEAKERS), 1])
+        synthetic = write_utterances(
+            voices, SYNTHETIC_UTTERANCES * synthetic_voices, out / "audio" / "synthetic" / "train",
+            "synthetic-train", rng, mixing,
+        )  # fmt: skip
     for held_out in SPEAKERS:
         others = [speaker for speaker in SPEAKERS if speaker != held_out]
         fold = out / "folds" / held_out
-        write_manifest(fold / "train.jsonl", [u for s in others for u in made[s, "train"]])
+        write_manifest(fold / "train.jsonl", [u for s in others for u in made[s, "train"]] + synthetic)
         write_manifest(fold / "dev.jsonl", [u for s in others for u in made[s, "dev"]])
         write_manifest(fold / "test.jsonl", made[held_out, "test"])
+    write_json(marker, parameters)
 
 
 @exit_on_user_error
@@ -187,11 +263,13 @@ def main(argv: list[str] | None = None) -> None:
     make.add_argument("recordings", type=Path, help="FSDD's recordings/ folder")
     make.add_argument("out", type=Path)
     make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--synthetic-voices", type=int, default=0, metavar="N",
+                      help="add N espeak-ng voices' utterances to every fold's training set")  # fmt: skip
     args = parser.parse_args(argv)
     if args.command == "download":
         print(fetch(args.dest, args.url))
     else:
-        prepare(args.recordings, args.out, args.seed)
+        prepare(args.recordings, args.out, args.seed, synthetic_voices=args.synthetic_voices)
         print(f"{args.out}/folds/<speaker>/{{train,dev,test}}.jsonl for {', '.join(SPEAKERS)}")
 
 

@@ -7,7 +7,7 @@
 # Stages: 0 data (prepare.sh), 1 train, 2 LM and its weights, 3 evaluate, 4 results.
 # Environment: FOLDS (default: all four speakers; e.g. FOLDS=lucas for one), EXP (runs/fsdd),
 # MINUTES (8), DECODERS ("greedy beam_lm"; greedy alone skips the LM), and prepare.sh's
-# FSDD_DIR / DATA.
+# FSDD_DIR / DATA / SYNTHETIC_VOICES.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 [ -x "$repo/.venv/bin/python" ] && PATH="$repo/.venv/bin:$PATH"  # the venv that `make setup` made
