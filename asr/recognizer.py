@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from asr.audio import audio_info, load_audio, stream_audio
-from asr.ctc.alignment import WordTime, align_words, pause_cuts, silent_tokens
+from asr.ctc.alignment import WordTime, align_words, silent_tokens, speech_spans
 from asr.ctc.decoding import BeamSearchDecoder, BeamSettings, GreedyDecoder
 from asr.data.dataset import collate
 from asr.errors import UserError
@@ -150,14 +150,19 @@ class Recognizer:
     def transcribe(
         self, paths: Sequence[str | os.PathLike], decoder: str | Decoder = "greedy", timestamps: bool = False,
         chunk_seconds: float = 30.0, batch_size: int = 8, segment: bool = True,
+        segment_margin: float = 0.1,
     ) -> list[Transcript]:  # fmt: skip
         """One ``Transcript`` per file, in order. ``decoder``: a name for ``decoder()`` or a decoder;
         ``timestamps``: word times by forced alignment of the transcript. Files longer than
         ``chunk_seconds`` are first recognised in overlapping windows (``long_log_probs``); with
-        ``segment``, they are then cut at the pauses that finds and each piece recognised alone,
-        as the model learnt from single utterances."""
+        ``segment``, they are then cut at the pauses that finds, each piece trimmed to
+        ``segment_margin`` seconds before its first emitted token and after its last (a model emits
+        a letter some tens of milliseconds after its sound begins: 0 would clip words) and
+        recognised alone, as the model learnt from single, tightly cut utterances."""
         if chunk_seconds <= 4:
             raise UserError(f"chunk_seconds={chunk_seconds}: must be longer than the 4 s overlap")
+        if segment_margin < 0:
+            raise UserError(f"segment_margin={segment_margin}: must be 0 or more seconds")
         decode = self.decoder(decoder) if isinstance(decoder, str) else decoder
         paths = [str(path) for path in paths]
 
@@ -169,7 +174,9 @@ class Recognizer:
         for i in long:
             log_probs = self.long_log_probs(paths[i], chunk_seconds)
             if segment:
-                results[i] = self._segmented(paths[i], log_probs, decode, timestamps, batch_size)
+                results[i] = self._segmented(
+                    paths[i], log_probs, decode, timestamps, batch_size, segment_margin
+                )
             else:
                 text = decode(log_probs[None], torch.tensor([len(log_probs)]))[0]
                 results[i] = result(paths[i], log_probs, text)
@@ -191,16 +198,18 @@ class Recognizer:
 
     def _segmented(
         self, path: str, log_probs: torch.Tensor, decode: Decoder, timestamps: bool, batch_size: int,
-        min_pause: float = 0.3, max_seconds: float = 20.0,
+        margin: float, min_pause: float = 0.3, max_seconds: float = 20.0,
     ) -> Transcript:  # fmt: skip
         """``path`` cut at pauses of ``min_pause`` seconds (runs of blank or word break in
-        ``log_probs``) into segments of at most ``max_seconds``, each recognised alone; texts
-        joined, word times shifted to the file's clock. Segments are read a batch at a time."""
+        ``log_probs``) into segments of at most ``max_seconds``, each trimmed to ``margin`` seconds
+        around its emitted tokens and recognised alone; texts joined, word times shifted to the
+        file's clock. Segments are read a batch at a time."""
         shift = self.frame_seconds
         silent = silent_tokens(self.tokenizer)
-        cuts = pause_cuts(log_probs, silent, round(min_pause / shift), round(max_seconds / shift))
-        bounds = [0, *cuts, len(log_probs)]
-        spans = [(a * shift, (b - a) * shift) for a, b in zip(bounds, bounds[1:], strict=False)]
+        frames = speech_spans(
+            log_probs, silent, round(min_pause / shift), round(max_seconds / shift), round(margin / shift)
+        )
+        spans = [(a * shift, (b - a) * shift) for a, b in frames]
         texts, words = [""] * len(spans), []
         for group in range(0, len(spans), 64):
             audio = [

@@ -4,10 +4,13 @@ as one file, against the same utterances recognised one by one.
 
     python scripts/bench_longform.py --checkpoint runs/demo/checkpoints/best.pt [--minutes 60]
 
-The long file and its transcript go to ``runs/longform/`` (made once per length and seed).
-Methods: ``windows``, the overlapping 30 s windows alone, and ``pauses``, those windows' blank
-runs used to cut the file into utterance-like segments, each recognised alone (the default of
-``asr-transcribe``). Prints a table, writes ``benchmarks/longform_cpu.json``.
+The long file and its transcript go to ``runs/longform/`` (made once per manifest, length and
+seed). Methods: ``windows``, the overlapping 30 s windows alone, and ``pauses``, those windows'
+blank runs used to cut the file into utterance-like segments, each trimmed to its speech with
+``--margins`` seconds of pause around it and recognised alone (the default of ``asr-transcribe``);
+tune the margin on ``--manifest data/synthetic/manifests/dev.jsonl``. ``--pads`` measures what
+silence around single utterances costs the model. Prints a table, writes
+``benchmarks/longform_cpu.json``.
 """
 
 from __future__ import annotations
@@ -31,11 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_long_file(manifest: str, minutes: float, seed: int, folder: Path) -> tuple[Path, list[str]]:
-    """Test utterances in a shuffled order (cycling) with pauses, to ``minutes`` of audio."""
-    path, text_path = (
-        folder / f"test_{minutes:g}min_seed{seed}.flac",
-        folder / f"test_{minutes:g}min_seed{seed}.json",
-    )
+    """The manifest's utterances in a shuffled order (cycling) with pauses, to ``minutes`` of audio."""
+    stem = f"{Path(manifest).stem}_{minutes:g}min_seed{seed}"
+    path, text_path = folder / f"{stem}.flac", folder / f"{stem}.json"
     if path.is_file() and text_path.is_file():
         return path, json.loads(text_path.read_text())["utterances"]
     utterances, draw = read_manifest(manifest), random.Random(seed)
@@ -59,6 +60,21 @@ def build_long_file(manifest: str, minutes: float, seed: int, folder: Path) -> t
     return path, chosen
 
 
+def padded_texts(recognizer: Recognizer, paths: list[str], pad: float, seed: int) -> list[str]:
+    """Greedy transcripts of ``paths`` with ``pad`` seconds of near-silence (the long file's
+    pauses) added before and after each: how much surrounding silence costs the model."""
+    noise, rate = np.random.default_rng(seed), recognizer.sample_rate
+    audio = []
+    for path in paths:
+        silence = [noise.normal(0, 1e-4, round(pad * rate)).astype(np.float32) for _ in range(2)]
+        audio.append(np.concatenate([silence[0], load_audio(path, rate), silence[1]]))
+    log_probs = recognizer.log_probs(audio)
+    return recognizer.decoder()(
+        torch.nn.utils.rnn.pad_sequence(log_probs, batch_first=True),
+        torch.tensor([len(x) for x in log_probs]),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -67,6 +83,14 @@ def main() -> None:
     parser.add_argument("--manifest", default="data/synthetic/manifests/test.jsonl")
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pads", type=float, nargs="*", default=[],
+        help="also each utterance alone with this many seconds of near-silence before and after",
+    )  # fmt: skip
+    parser.add_argument(
+        "--margins", type=float, nargs="+", default=[0.1],
+        help="seconds of pause kept around each segment (transcribe's segment_margin); one row each",
+    )  # fmt: skip
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "longform_cpu.json"))
     args = parser.parse_args()
     if not Path(args.checkpoint).is_file():
@@ -79,10 +103,18 @@ def main() -> None:
     began = time.perf_counter()
     single = dict(zip(unique, (r.text for r in recognizer.transcribe(unique)), strict=True))
     rows = {"utterances": (jiwer.wer(references, [single[p] for p in sources]), time.perf_counter() - began)}
-    reference = " ".join(references)
-    for method, segment in (("windows", False), ("pauses", True)):
+    for pad in args.pads:
         began = time.perf_counter()
-        (result,) = recognizer.transcribe([long_file], segment=segment)
+        padded = dict(zip(unique, padded_texts(recognizer, unique, pad, args.seed), strict=True))
+        rows[f"utterances, {pad:g} s of silence around"] = (
+            jiwer.wer(references, [padded[p] for p in sources]),
+            time.perf_counter() - began,
+        )
+    reference = " ".join(references)
+    methods = [("windows", False, 0.0)] + [(f"pauses, margin {m:g} s", True, m) for m in args.margins]
+    for method, segment, margin in methods:
+        began = time.perf_counter()
+        (result,) = recognizer.transcribe([long_file], segment=segment, segment_margin=margin)
         rows[method] = (jiwer.wer(reference, result.text), time.perf_counter() - began)
     hours = soundfile.info(long_file).duration / 3600
     print(f"{hours * 60:.1f} min of test speech: {len(sources)} utterances, {len(unique)} distinct")
@@ -91,9 +123,9 @@ def main() -> None:
     for name, (wer, seconds) in rows.items():
         print(f"| {name} | {100 * wer:.2f}% | {seconds:.1f} |")
     result = {
-        "checkpoint": args.checkpoint, "minutes": round(hours * 60, 1), "utterances": len(sources),
-        "threads": torch.get_num_threads(), **{f"{k}_wer": round(v[0], 4) for k, v in rows.items()},
-        **{f"{k}_seconds": round(v[1], 1) for k, v in rows.items()},
+        "checkpoint": args.checkpoint, "manifest": args.manifest, "minutes": round(hours * 60, 1),
+        "utterances": len(sources), "threads": torch.get_num_threads(),
+        "rows": [{"method": k, "wer": round(v[0], 4), "seconds": round(v[1], 1)} for k, v in rows.items()],
     }  # fmt: skip
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"-> {args.output}")

@@ -91,12 +91,20 @@ def test_synthetic_voices_join_every_training_set_and_nothing_else(recordings, t
         assert loud[0] < 0.05 and loud[-1] > len(audio) / rate - 0.05
     for path, text in synthetic[:5]:
         assert set(text.split()) <= set(fsdd.WORDS) and soundfile.info(path).samplerate == fsdd.SAMPLE_RATE
-    # the same seed gives the same audio; another voice count makes the folds anew
+    # the same seed gives the same audio and manifests
     fsdd.prepare(folder, tmp_path / "b", expected_sha256=checksum, pools=SMALL, synthetic_voices=2)
-    first = synthetic[0][0]
-    assert first.read_bytes() == (tmp_path / "b" / first.relative_to((tmp_path / "a").resolve())).read_bytes()
+    for path in voices + [(tmp_path / "a/folds/lucas/train.jsonl")]:
+        assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
+    # other parameters make the folder anew, with nothing of the synthetic voices left
     fsdd.prepare(folder, tmp_path / "a", expected_sha256=checksum, pools=SMALL, synthetic_voices=0)
     assert len(read_manifest(tmp_path / "a/folds/george/train.jsonl")) == 6 * 3
+    assert (
+        not (tmp_path / "a/synthetic_recordings").exists() and not (tmp_path / "a/audio/synthetic").exists()
+    )
+    for bad in (-1, len(fsdd.VOICE_PAIRS) + 1):
+        with pytest.raises(UserError, match="synthetic-voices"):
+            fsdd.prepare(folder, tmp_path / "c", expected_sha256=checksum, pools=SMALL, synthetic_voices=bad)
+    assert not (tmp_path / "c").exists()  # refused before anything was written
 
 
 def test_connected_digits_are_the_recordings_with_pauses_and_quiet_noise(recordings):
@@ -121,6 +129,9 @@ def test_missing_or_changed_recordings_are_named(recordings, tmp_path):
         fsdd.find_recordings(tmp_path, checksum)
     with pytest.raises(UserError, match="differ from FSDD"):
         fsdd.find_recordings(folder, "0" * 64)
+    assert fsdd.find_recordings(folder.parent, checksum) == fsdd.find_recordings(
+        folder, checksum
+    )  # its parent
 
 
 def test_download_keeps_the_four_speakers_and_verifies_them(recordings, tmp_path):

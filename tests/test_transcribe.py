@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from asr.audio import load_audio
-from asr.ctc.alignment import pause_cuts
+from asr.ctc.alignment import boundary_errors, pause_cuts, speech_spans
 from asr.models import ConvBiLSTMDims
 from asr.recognizer import Recognizer
 from asr.text import CharTokenizer
@@ -76,9 +76,14 @@ def test_long_files_are_cut_at_pauses_and_each_piece_read_alone(tmp_path, tiny_c
     starts = [word.start for word in pieces.words]
     assert [w.word for w in pieces.words] == pieces.text.split()
     assert starts == sorted(starts) and starts[0] >= 0 and starts[-1] < 20.0
+    # pieces are trimmed to their speech: their words keep the file's clock (the whole file read
+    # as one utterance says where they are)
+    [reference] = recognizer.transcribe([path], timestamps=True, chunk_seconds=60, segment=False)
+    errors = boundary_errors(pieces.words, [(w.word, w.start) for w in reference.words])
+    assert len(errors) >= len(pieces.words) // 2 and max(errors) <= recognizer.frame_seconds + 1e-6
 
 
-def test_pauses_are_cut_in_their_middle_and_long_stretches_at_their_longest_pause():
+def test_pauses_are_cut_in_their_middle_long_stretches_at_their_longest_and_pieces_trimmed_to_speech():
     def frames(labels: str) -> torch.Tensor:  # "-" blank, " " word break, letters speech
         ids = [0 if c == "-" else 1 if c == " " else 2 for c in labels]
         return torch.nn.functional.one_hot(torch.tensor(ids), 3).float().log()
@@ -90,3 +95,22 @@ def test_pauses_are_cut_in_their_middle_and_long_stretches_at_their_longest_paus
     assert pause_cuts(frames(speech), [0, 1], min_pause=5, max_length=13) == [12]  # at the longest run
     assert pause_cuts(frames(speech), [0, 1], min_pause=5, max_length=10) == [6, 12]  # then again
     assert pause_cuts(frames("abcdef"), [0, 1], min_pause=1, max_length=4) == [3]  # no pause: the middle
+    # the pieces [0, 6), [6, 12), [12, 15) trimmed to their speech (frames 0-4, 8-9, 14), with margins
+    assert speech_spans(frames(speech), [0, 1], min_pause=3, max_length=100, margin=0) == [
+        (0, 5),
+        (8, 10),
+        (14, 15),
+    ]
+    assert speech_spans(frames(speech), [0, 1], min_pause=3, max_length=100, margin=1) == [
+        (0, 6),
+        (7, 11),
+        (13, 15),
+    ]
+    assert speech_spans(frames(speech), [0, 1], min_pause=3, max_length=100, margin=9) == [
+        (0, 6),
+        (6, 12),
+        (12, 15),
+    ]
+    assert speech_spans(frames("------ab"), [0, 1], min_pause=3, max_length=100, margin=1) == [
+        (5, 8)
+    ]  # [0, 3): none

@@ -10,6 +10,7 @@ padded "same"), so it covers from half a frame before that to half a frame after
 
 from __future__ import annotations
 
+import bisect
 import difflib
 from dataclasses import dataclass
 
@@ -144,6 +145,22 @@ def pause_cuts(log_probs: torch.Tensor, silent: list[int], min_pause: int, max_l
         result += _split_long(a, b, [r for r in runs if a < r[1] < b], max_length)
         result.append(b)
     return result[:-1]
+
+
+def speech_spans(
+    log_probs: torch.Tensor, silent: list[int], min_pause: int, max_length: int, margin: int
+) -> list[tuple[int, int]]:
+    """Utterance-like ``(start, end)`` frame spans of a long recording: the pieces between
+    ``pause_cuts``, each trimmed to its speech (frames whose best label is not ``silent``) with
+    ``margin`` frames of the pauses around it, as a corpus cuts its utterances; pieces without
+    speech are left out."""
+    speech = torch.nonzero(~torch.isin(log_probs.argmax(-1), torch.tensor(silent))).flatten().tolist()
+    bounds, spans = [0, *pause_cuts(log_probs, silent, min_pause, max_length), len(log_probs)], []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        first, last = bisect.bisect_left(speech, a), bisect.bisect_left(speech, b) - 1
+        if first <= last:
+            spans.append((max(a, speech[first] - margin), min(b, speech[last] + 1 + margin)))
+    return spans
 
 
 def _split_long(a: int, b: int, runs: list[tuple[int, int]], max_length: int) -> list[int]:

@@ -29,7 +29,7 @@ import os
 import re
 import shutil
 import tarfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import librosa
@@ -66,7 +66,10 @@ class Recording:
 
 
 def find_recordings(folder: Path, expected_sha256: str = RECORDINGS_SHA256) -> list[Recording]:
-    """The four speakers' 2,000 recordings in ``folder``, checked against ``expected_sha256``."""
+    """The four speakers' 2,000 recordings in ``folder`` (or its ``recordings/``, as in FSDD's
+    repository), checked against ``expected_sha256``."""
+    if (folder / "recordings").is_dir():
+        folder = folder / "recordings"
     found = {}
     for path in sorted(folder.glob("*.wav")) if folder.is_dir() else []:
         match = _NAME.match(path.name)
@@ -157,22 +160,27 @@ def pool_sources(recordings: list[Recording], speaker: str) -> dict[str, list[Re
             "dev": [r for r in own if r.index in DEV_INDICES], "test": own}  # fmt: skip
 
 
+VOICE_PAIRS = [(name, variant) for name in LANGUAGE_VOICES for variant in VARIANTS]
+"""The espeak-ng voices (language voice, variant) synthetic speakers are drawn from."""
+SYNTHETIC_REPEATS = 5
+"""Times each synthetic voice says each digit."""
 SYNTHETIC_UTTERANCES = 20
-"""Utterances per synthetic voice (500 per real speaker)."""
+"""Synthetic utterances per synthetic voice, made from all the voices' recordings together: each
+digit of an utterance is drawn from any voice (what was measured; one voice per utterance, as for
+real speakers, is untried)."""
+LAYOUT = 1
+"""Version of what ``prepare`` writes, in its marker ``fsdd.json``."""
 
 
-def synthesize_recordings(folder: Path, voices: int, seed: int, repeats: int = 5) -> list[Recording]:
-    """``voices`` espeak-ng voices, each saying every digit ``repeats`` times (rate and pitch varied
-    a little around its own), trimmed of silence and at 8 kHz: FSDD-like recordings
+def synthesize_recordings(folder: Path, voices: int, seed: int) -> list[Recording]:
+    """``voices`` espeak-ng voices, each saying every digit ``SYNTHETIC_REPEATS`` times (rate and
+    pitch varied a little around its own), trimmed of silence and at 8 kHz: FSDD-like recordings
     ``folder/{digit}_synth{voice}_{index}.wav``."""
-    pairs = [(name, variant) for name in LANGUAGE_VOICES for variant in VARIANTS]
-    if voices > len(pairs):
-        raise UserError(f"--synthetic-voices {voices}: espeak-ng has {len(pairs)} distinct voices")
-    rng = np.random.default_rng([seed, len(SPEAKERS)])
+    rng = np.random.default_rng([seed, len(SPEAKERS), 0])
     jobs = [
-        (number, Voice(*pairs[i], rate=int(rng.integers(120, 190)), pitch=int(rng.integers(20, 80))),
-         folder, repeats, seed)
-        for number, i in enumerate(rng.permutation(len(pairs))[:voices])
+        (number, Voice(*VOICE_PAIRS[i], rate=int(rng.integers(120, 190)), pitch=int(rng.integers(20, 80))),
+         folder, seed)
+        for number, i in enumerate(rng.permutation(len(VOICE_PAIRS))[:voices])
     ]  # fmt: skip
     # One fresh process per voice, as for the built-in corpus (asr.data.synthetic): espeak-ng keeps
     # noise-generator state between utterances, and the same seed must give the same audio.
@@ -181,13 +189,13 @@ def synthesize_recordings(folder: Path, voices: int, seed: int, repeats: int = 5
         return [recording for rows in pool.imap(_voice_recordings, jobs) for recording in rows]
 
 
-def _voice_recordings(job: tuple[int, Voice, Path, int, int]) -> list[Recording]:
-    number, voice, folder, repeats, seed = job
-    rng = np.random.default_rng([seed, len(SPEAKERS), number])
-    synthesizer = Synthesizer(seed=number)
+def _voice_recordings(job: tuple[int, Voice, Path, int]) -> list[Recording]:
+    number, voice, folder, seed = job
+    rng = np.random.default_rng([seed, len(SPEAKERS), 1, number])
+    synthesizer = Synthesizer(seed=seed * len(VOICE_PAIRS) + number)
     recordings = []
     for digit in range(10):
-        for index in range(repeats):
+        for index in range(SYNTHETIC_REPEATS):
             rate, pitch = voice.rate + int(rng.integers(-15, 16)), voice.pitch + int(rng.integers(-8, 9))
             samples = synthesizer.synthesize(WORDS[digit], Voice(voice.name, voice.variant, rate, pitch))
             samples, _ = librosa.effects.trim(
@@ -219,14 +227,21 @@ def prepare(
     """Write each speaker's pools of ``pools[pool]`` utterances (``out/audio/<speaker>/<pool>/*.flac``)
     and each fold's manifests (``out/folds/<speaker>/{train,dev,test}.jsonl``), the training sets
     with ``synthetic_voices`` espeak-ng voices' utterances (``out/audio/synthetic``). An ``out``
-    finished with the same parameters is kept."""
+    finished with the same parameters is kept; one made with others is made anew."""
+    if not 0 <= synthetic_voices <= len(VOICE_PAIRS):
+        raise UserError(f"--synthetic-voices {synthetic_voices}: choose 0 to {len(VOICE_PAIRS)}")
     marker = out / "fsdd.json"
-    parameters = {"seed": seed, "pools": pools, "synthetic_voices": synthetic_voices,
-                  "synthetic_utterances": SYNTHETIC_UTTERANCES}  # fmt: skip
+    parameters = json.loads(json.dumps({  # as the marker reads back (tuples become lists)
+        "layout": LAYOUT, "seed": seed, "pools": pools, "mixing": asdict(mixing),
+        "synthetic_voices": synthetic_voices, "synthetic_repeats": SYNTHETIC_REPEATS,
+        "synthetic_utterances": SYNTHETIC_UTTERANCES,
+    }))  # fmt: skip
     if marker.is_file() and json.loads(marker.read_text()) == parameters:
         return
-    marker.unlink(missing_ok=True)
     recordings = find_recordings(recordings_dir, expected_sha256)
+    marker.unlink(missing_ok=True)
+    for made_before in ("folds", "audio", "synthetic_recordings"):  # nothing of other parameters lingers
+        shutil.rmtree(out / made_before, ignore_errors=True)
     made: dict[tuple[str, str], list[Utterance]] = {}
     for s, speaker in enumerate(SPEAKERS):
         sources = pool_sources(recordings, speaker)
@@ -238,7 +253,7 @@ def prepare(
     synthetic = []
     if synthetic_voices:
         voices = synthesize_recordings(out / "synthetic_recordings", synthetic_voices, seed)
-        rng = np.random.default_rng([seed, len(SPEAKERS), 1])
+        rng = np.random.default_rng([seed, len(SPEAKERS), 2])
         synthetic = write_utterances(
             voices, SYNTHETIC_UTTERANCES * synthetic_voices, out / "audio" / "synthetic" / "train",
             "synthetic-train", rng, mixing,

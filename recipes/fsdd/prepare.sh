@@ -3,7 +3,8 @@
 # and verified), then utterances, folds and manifests in DATA (default data/fsdd).
 #   FSDD_DIR=path/to/free-spoken-digit-dataset/recordings recipes/fsdd/prepare.sh
 # Without FSDD_DIR the release archive is downloaded into DATA/download (FSDD_URL: a mirror).
-# SYNTHETIC_VOICES=N adds N espeak-ng voices' connected digits to every fold's training set.
+# SYNTHETIC_VOICES=N (60; 0 for none) adds N espeak-ng voices' connected digits to every fold's
+# training set.
 # Both steps keep what is done: a rerun checks and returns.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,4 +14,4 @@ DATA=${DATA:-data/fsdd}
 if [ -z "${FSDD_DIR:-}" ]; then
   FSDD_DIR=$(python -m asr.data.fsdd download "$DATA/download" ${FSDD_URL:+--url "$FSDD_URL"})
 fi
-python -m asr.data.fsdd prepare "$FSDD_DIR" "$DATA" --synthetic-voices "${SYNTHETIC_VOICES:-0}"
+python -m asr.data.fsdd prepare "$FSDD_DIR" "$DATA" --synthetic-voices "${SYNTHETIC_VOICES:-60}"
