@@ -42,8 +42,12 @@ def model_payload(model: CTCModel, tokenizer: Tokenizer) -> dict:
 
 
 def model_identity(checkpoint: dict) -> tuple[str, dict | None]:
-    """What model a checkpoint holds: its name and dims."""
-    return checkpoint.get("model_name", DEFAULT), checkpoint.get("model_dims")
+    """What model a checkpoint holds: its name and dims (those written before ``speech_range_db``
+    existed normalised features over all frames)."""
+    dims = checkpoint.get("model_dims")
+    if isinstance(dims, dict):
+        dims = {"speech_range_db": 0.0, **dims}
+    return checkpoint.get("model_name", DEFAULT), dims
 
 
 def load_model(path: str | os.PathLike, device: torch.device) -> tuple[CTCModel, Tokenizer]:

@@ -1,12 +1,15 @@
 import librosa
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asr.checkpoint import model_identity
+from asr.errors import UserError
 from asr.frontend import LogMelFrontend
 from asr.frontend import functional as F
-from asr.models import ConvBiLSTM, ConvBiLSTMDims
+from asr.models import ConvBiLSTM, ConvBiLSTMDims, build_model
 
 TINY_DIMS = ConvBiLSTMDims(
     n_mels=32, conv_channels=[4, 4], conv_kernels=[[5, 7], [5, 5]], conv_strides=[[2, 2], [2, 3]],
@@ -97,3 +100,42 @@ def test_vocal_tract_warp_moves_formants_and_keeps_the_band_edges():
         centre = (spectrum[:-2] * torch.arange(bins - 2)).sum() / spectrum[:-2].sum()
         assert abs(float(centre) - 60 * factor) < 0.5  # the formant moved with the factor
         assert float(spectrum[-1]) == 5.0  # the top of the band stays in place
+
+
+def test_speech_statistics_ignore_silence_around_the_speech():
+    """With ``speech_range_db``, the statistics come from the frames near the loudest, so silence
+    added around an utterance leaves its speech frames' features unchanged; over all frames
+    (0, as before) it moves them."""
+    rng = np.random.default_rng(0)
+    speech = torch.from_numpy(rng.standard_normal((40, 8)).astype(np.float32))  # log-mel around 0
+    silence = torch.full((30, 8), -13.8)  # log(eps): digital silence
+    padded = torch.cat([silence[:10], speech, silence[10:]])[None]
+    alone = F.normalize_per_utterance(speech[None], torch.tensor([40]), speech_range_db=30)
+    around = F.normalize_per_utterance(padded, torch.tensor([70]), speech_range_db=30)
+    torch.testing.assert_close(around[0, 10:50], alone[0], atol=1e-5, rtol=1e-5)
+    # the statistics are those of the speech frames, computed independently
+    expected = (speech - speech.mean(0)) / torch.sqrt(speech.var(0, unbiased=False) + 1e-5)
+    torch.testing.assert_close(alone[0], expected, atol=1e-5, rtol=1e-5)
+    everything = F.normalize_per_utterance(padded, torch.tensor([70]))
+    assert (everything[0, 10:50] - alone[0]).abs().mean() > 0.5
+
+
+def test_speech_range_is_measured_from_the_loudest_frame_in_db():
+    # frames of total mel power 1, 10^-2 and 10^-4 (0, -20 and -40 dB): 30 dB keeps the first two
+    levels = torch.tensor([1.0, 1e-2, 1e-4]).repeat_interleave(4)
+    features = torch.log(levels[:, None] * torch.tensor([0.25, 0.75]))[None]  # 2 channels
+    kept = features[0, :8]
+    expected = (features[0] - kept.mean(0)) / torch.sqrt(kept.var(0, unbiased=False) + 1e-5)
+    ours = F.normalize_per_utterance(features, torch.tensor([12]), speech_range_db=30)
+    torch.testing.assert_close(ours[0], expected)
+
+
+def test_checkpoints_without_the_setting_normalise_over_all_frames():
+    dims = {"n_mels": 32, "rnn_hidden": 8}
+    assert model_identity({"model_name": "conv_bilstm", "model_dims": dims})[1]["speech_range_db"] == 0.0
+    assert ConvBiLSTMDims().speech_range_db == 30.0  # new models use the speech frames' statistics
+
+
+def test_a_negative_speech_range_is_a_user_error():
+    with pytest.raises(UserError, match="speech_range_db=-1"):
+        build_model("conv_bilstm", {"speech_range_db": -1})

@@ -3,6 +3,7 @@ synthetic voices in the training sets only, the release downloaded over HTTP and
 speakers kept."""
 
 import hashlib
+import importlib.util
 import json
 import tarfile
 from pathlib import Path
@@ -156,15 +157,18 @@ def test_download_keeps_the_four_speakers_and_verifies_them(recordings, tmp_path
             fsdd.fetch(tmp_path / "other", f"{url}/release.tar.gz", "0" * 64)
 
 
-def test_recipe_results_table(tmp_path):
-    # recipes/fsdd/results.py over hand-made run directories: each fold and the mean.
-    import importlib.util
-
+def load_results_script():
     spec = importlib.util.spec_from_file_location(
         "results", Path(__file__).parents[1] / "recipes/fsdd/results.py"
     )
     results = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(results)
+    return results
+
+
+def test_recipe_results_table(tmp_path):
+    # recipes/fsdd/results.py over hand-made run directories: each fold and the mean.
+    results = load_results_script()
     for fold, wer in zip(fsdd.SPEAKERS, (0.1, 0.2, 0.3, 0.4), strict=True):
         run = tmp_path / fold
         run.mkdir()
@@ -174,3 +178,15 @@ def test_recipe_results_table(tmp_path):
             (run / f"test_{decoder}.json").write_text(json.dumps(summary))
     table = results.fold_table(tmp_path, list(fsdd.SPEAKERS))
     assert "| **mean** | **25.0%** |" in table and "| lucas | 30.0% |" in table and "**12.5%**" in table
+
+
+def test_recipe_results_count_misspelt_digits(tmp_path):
+    results = load_results_script()
+    rows = [  # asr-eval's per-utterance lines: one misspelt digit, one wrong digit, one deletion
+        {"ref": "one two", "hyp": "one tvo", "substitutions": 1, "deletions": 0, "insertions": 0},
+        {"ref": "four three", "hyp": "three three", "substitutions": 1, "deletions": 0, "insertions": 0},
+        {"ref": "five", "hyp": "", "substitutions": 0, "deletions": 1, "insertions": 0},
+    ]
+    path = tmp_path / "test_greedy.utterances.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert results.non_word_share(path) == pytest.approx(1 / 3)

@@ -79,13 +79,25 @@ def warp_frequencies(power: torch.Tensor, factors: torch.Tensor, knee: float = 0
     return power.gather(-1, index) * (1 - weight) + power.gather(-1, index + 1) * weight
 
 
-def normalize_per_utterance(features: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Zero mean, unit variance per utterance and channel over its valid frames; padding set to 0.
+def normalize_per_utterance(
+    features: torch.Tensor, lengths: torch.Tensor, speech_range_db: float = 0.0, eps: float = 1e-5
+) -> torch.Tensor:
+    """Zero mean, unit variance per utterance and channel; padding set to 0.
 
-    ``features`` is ``(batch, frames, channels)``; ``lengths`` ``(batch,)`` counts valid frames.
+    ``features`` is ``(batch, frames, channels)`` log-mel; ``lengths`` ``(batch,)`` counts valid
+    frames. The statistics come from the valid frames whose mel power is within
+    ``speech_range_db`` dB of the utterance's loudest frame (0: from all valid frames), so that
+    silence before, between or after the speech does not move them: the same words give the same
+    features with or without a pause around them (a long recording cut at its pauses).
     """
-    mask = (torch.arange(features.shape[1], device=features.device) < lengths[:, None]).unsqueeze(-1)
-    count = lengths.clamp(min=1).to(features.dtype)[:, None, None]
-    mean = (features * mask).sum(1, keepdim=True) / count
-    variance = ((features - mean).square() * mask).sum(1, keepdim=True) / count
+    valid = torch.arange(features.shape[1], device=features.device) < lengths[:, None]
+    used = valid
+    if speech_range_db > 0:
+        energy = torch.logsumexp(features, dim=-1).masked_fill(~valid, -math.inf)  # log mel power
+        peak = energy.amax(1, keepdim=True)
+        used = valid & (energy >= peak - speech_range_db * math.log(10) / 10)
+    mask, used = valid.unsqueeze(-1), used.unsqueeze(-1)
+    count = used.sum(1, keepdim=True).clamp(min=1).to(features.dtype)
+    mean = (features * used).sum(1, keepdim=True) / count
+    variance = ((features - mean).square() * used).sum(1, keepdim=True) / count
     return ((features - mean) / torch.sqrt(variance + eps)) * mask

@@ -40,19 +40,22 @@ class LogMelFrontend(nn.Module):
     """Raw audio ``(batch, samples)`` to normalised log-mel ``(batch, frames, n_mels)``.
 
     ``normalization``: ``utterance`` (zero mean, unit variance per utterance and channel: needs the
-    whole utterance) or ``running`` (``RunningNorm``: fixed statistics, frame by frame).
+    whole utterance; statistics from the frames within ``speech_range_db`` dB of the loudest, 0:
+    all) or ``running`` (``RunningNorm``: fixed statistics, frame by frame).
     """
 
     def __init__(
         self, sample_rate: int, n_fft: int, win_length: int, hop_length: int, n_mels: int,
-        normalization: str = "utterance",
+        normalization: str = "utterance", speech_range_db: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__()
-        self.hop_length = hop_length
+        self.hop_length, self.speech_range_db = hop_length, speech_range_db
         self.register_buffer("basis", F.dft_basis(n_fft, torch.hann_window(win_length)), persistent=False)
         self.register_buffer("filterbank", F.mel_filterbank(sample_rate, n_fft, n_mels), persistent=False)
         if normalization not in ("utterance", "running"):
             raise ValueError(f"normalization={normalization!r}: expected utterance or running")
+        if speech_range_db < 0 or (normalization == "running" and speech_range_db):
+            raise ValueError(f"speech_range_db={speech_range_db}: expected >= 0 (0 with running statistics)")
         self.norm = RunningNorm(n_mels) if normalization == "running" else None
 
     def output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
@@ -66,7 +69,7 @@ class LogMelFrontend(nn.Module):
         lengths = self.output_lengths(sample_lengths)
         if self.norm is not None:
             return self.norm(features, lengths), lengths
-        return F.normalize_per_utterance(features, lengths), lengths
+        return F.normalize_per_utterance(features, lengths, self.speech_range_db), lengths
 
     def frames(self, padded: torch.Tensor) -> torch.Tensor:
         """Normalised frames of a piece of the centred-padded sample stream (``n_fft + (k - 1) *

@@ -44,7 +44,10 @@ def build_model(name: str, dims: dict, device: torch.device | str | None = None)
                 f"model.{key}: {name} has no such setting" + (f"; did you mean {close[0]}?" if close else "")
             )
     with torch.device(device) if device is not None else torch.device("cpu"):
-        return cls(cls.Dims(**dims))
+        try:
+            return cls(cls.Dims(**dims))
+        except ValueError as error:  # a setting the model refuses
+            raise UserError(f"model {name}: {error}") from None
 
 
 for _module in pkgutil.iter_modules(__path__):

@@ -28,6 +28,10 @@ class FrontendDims:
     n_mels: int = 80
     vocab_size: int = 29
     """Output tokens, blank included; training sets it from the tokenizer."""
+    speech_range_db: float = 30.0
+    """Per-utterance normalisation takes its statistics from the frames within this many dB of the
+    loudest (speech, not the silence around it); 0: from all frames, as checkpoints written
+    before this setting did."""
 
 
 class CTCModel(nn.Module):
@@ -44,8 +48,9 @@ class CTCModel(nn.Module):
         super().__init__()
         self.dims = dims
         self.frontend = LogMelFrontend(
-            dims.sample_rate, dims.n_fft, dims.win_length, dims.hop_length, dims.n_mels, self.normalization
-        )
+            dims.sample_rate, dims.n_fft, dims.win_length, dims.hop_length, dims.n_mels, self.normalization,
+            dims.speech_range_db,
+        )  # fmt: skip
 
     @staticmethod
     def subsampling(dims) -> int:

@@ -37,6 +37,8 @@ class StreamingDims(FrontendDims):
     lookahead: int = 2
     """Future output frames each output frame sees (the row convolution's right context)."""
     dropout: float = 0.1
+    speech_range_db: float = 0.0
+    """Unused: running statistics, not per-utterance ones, normalise a stream."""
 
 
 class CausalConv(nn.Module):

@@ -1,8 +1,8 @@
 """Tables of FSDD leave-one-speaker-out runs, from their run directories.
 
 python recipes/fsdd/results.py EXP [--folds george jackson lucas yweweler]
-    -> EXP/RESULTS.md: each fold (test WER / CER greedy, WER with the digit LM, dev WER,
-       steps, minutes) and the mean
+    -> EXP/RESULTS.md: each fold (test WER / CER greedy, the share of greedy word errors that
+       are not digit words, WER with the digit LM, dev WER, steps, minutes) and the mean
 python recipes/fsdd/results.py --ablation NAME=EXP [NAME=EXP ...] [--output FILE]
     -> a table with a row per experiment: mean greedy test WER over the folds (and each
        fold's), mean WER with the LM where evaluated, training minutes per fold
@@ -41,7 +41,20 @@ def fold_summary(run: Path) -> dict:
                 "cer": result["cer"],
                 "utterances": result["num_utterances"],
             }
+    utterances = run / "test_greedy.utterances.jsonl"
+    if utterances.is_file():
+        summary["greedy"]["non_words"] = non_word_share(utterances)
     return summary
+
+
+def non_word_share(path: Path) -> float:
+    """Of the greedy word errors in ``path`` (``asr-eval``'s per-utterance lines), the share that
+    put a word in the transcript that no reference has (a misspelt digit)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    vocabulary = {word for row in rows for word in row["ref"].split()}
+    errors = sum(row["substitutions"] + row["deletions"] + row["insertions"] for row in rows)
+    non_words = sum(word not in vocabulary for row in rows for word in row["hyp"].split())
+    return non_words / errors if errors else 0.0
 
 
 def percent(value: float | None) -> str:
@@ -59,20 +72,21 @@ def fold_table(exp: Path, folds: list[str]) -> str:
         return None if None in values else statistics.fmean(values)
 
     lines = [
-        "| held-out speaker | test WER greedy | CER greedy | WER + digit LM | dev WER (seen speakers) "
-        "| steps | minutes |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| held-out speaker | test WER greedy | CER greedy | errors that are non-words | WER + digit LM "
+        "| dev WER (seen speakers) | steps | minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for fold, s in summaries.items():
         lines.append(
             f"| {fold} | {percent(result(s, 'greedy', 'wer'))} | {percent(result(s, 'greedy', 'cer'))} | "
-            f"{percent(result(s, 'beam_lm', 'wer'))} | {percent(s['dev_wer'])} | {s['steps']} | "
-            f"{s['minutes']:.1f} |"
+            f"{percent(result(s, 'greedy', 'non_words'))} | {percent(result(s, 'beam_lm', 'wer'))} | "
+            f"{percent(s['dev_wer'])} | {s['steps']} | {s['minutes']:.1f} |"
         )
     dev = statistics.fmean(s["dev_wer"] for s in summaries.values())
     lines.append(
         f"| **mean** | **{percent(mean('greedy', 'wer'))}** | {percent(mean('greedy', 'cer'))} | "
-        f"**{percent(mean('beam_lm', 'wer'))}** | {percent(dev)} | | |"
+        f"{percent(mean('greedy', 'non_words'))} | **{percent(mean('beam_lm', 'wer'))}** | "
+        f"{percent(dev)} | | |"
     )
     return "\n".join(lines) + "\n"
 
