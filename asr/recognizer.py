@@ -150,19 +150,24 @@ class Recognizer:
     def transcribe(
         self, paths: Sequence[str | os.PathLike], decoder: str | Decoder = "greedy", timestamps: bool = False,
         chunk_seconds: float = 30.0, batch_size: int = 8, segment: bool = True,
-        segment_margin: float = 0.1,
+        segment_min_pause: float = 0.25, segment_margin: float = 0.3, segment_trim_db: float = 30.0,
     ) -> list[Transcript]:  # fmt: skip
         """One ``Transcript`` per file, in order. ``decoder``: a name for ``decoder()`` or a decoder;
         ``timestamps``: word times by forced alignment of the transcript. Files longer than
         ``chunk_seconds`` are first recognised in overlapping windows (``long_log_probs``); with
-        ``segment``, they are then cut at the pauses that finds, each piece trimmed to
-        ``segment_margin`` seconds before its first emitted token and after its last (a model emits
-        a letter some tens of milliseconds after its sound begins: 0 would clip words) and
-        recognised alone, as the model learnt from single, tightly cut utterances."""
+        ``segment``, they are then cut at the pauses of ``segment_min_pause`` seconds or more
+        found there, each piece cut ``segment_margin`` seconds before its first emitted token and
+        after its last (a model emits a letter some tens of milliseconds after its sound begins: 0
+        would clip words), then trimmed at both ends to the audio within ``segment_trim_db`` dB of
+        its loudest (0: not trimmed), and recognised alone, as the model learnt from single,
+        tightly cut utterances."""
         if chunk_seconds <= 4:
             raise UserError(f"chunk_seconds={chunk_seconds}: must be longer than the 4 s overlap")
-        if segment_margin < 0:
-            raise UserError(f"segment_margin={segment_margin}: must be 0 or more seconds")
+        if segment_min_pause <= 0 or min(segment_margin, segment_trim_db) < 0:
+            raise UserError(
+                f"segment_min_pause={segment_min_pause}, segment_margin={segment_margin}, "
+                f"segment_trim_db={segment_trim_db}: the pause must be over 0 s, the others 0 or more"
+            )
         decode = self.decoder(decoder) if isinstance(decoder, str) else decoder
         paths = [str(path) for path in paths]
 
@@ -175,8 +180,9 @@ class Recognizer:
             log_probs = self.long_log_probs(paths[i], chunk_seconds)
             if segment:
                 results[i] = self._segmented(
-                    paths[i], log_probs, decode, timestamps, batch_size, segment_margin
-                )
+                    paths[i], log_probs, decode, timestamps, batch_size,
+                    segment_min_pause, segment_margin, segment_trim_db,
+                )  # fmt: skip
             else:
                 text = decode(log_probs[None], torch.tensor([len(log_probs)]))[0]
                 results[i] = result(paths[i], log_probs, text)
@@ -198,12 +204,13 @@ class Recognizer:
 
     def _segmented(
         self, path: str, log_probs: torch.Tensor, decode: Decoder, timestamps: bool, batch_size: int,
-        margin: float, min_pause: float = 0.3, max_seconds: float = 20.0,
+        min_pause: float, margin: float, trim_db: float, max_seconds: float = 20.0,
     ) -> Transcript:  # fmt: skip
         """``path`` cut at pauses of ``min_pause`` seconds (runs of blank or word break in
-        ``log_probs``) into segments of at most ``max_seconds``, each trimmed to ``margin`` seconds
-        around its emitted tokens and recognised alone; texts joined, word times shifted to the
-        file's clock. Segments are read a batch at a time."""
+        ``log_probs``) into segments of at most ``max_seconds``, each cut to ``margin`` seconds
+        around its emitted tokens, trimmed to its audio within ``trim_db`` dB of its loudest, and
+        recognised alone; texts joined, word times shifted to the file's clock. Segments are read
+        a batch at a time."""
         shift = self.frame_seconds
         silent = silent_tokens(self.tokenizer)
         frames = speech_spans(
@@ -212,10 +219,13 @@ class Recognizer:
         spans = [(a * shift, (b - a) * shift) for a, b in frames]
         texts, words = [""] * len(spans), []
         for group in range(0, len(spans), 64):
-            audio = [
-                torch.from_numpy(load_audio(path, self.sample_rate, *span))
-                for span in spans[group : group + 64]
-            ]
+            audio, starts = [], []
+            for start, seconds in spans[group : group + 64]:
+                samples, skipped = trim_quiet_ends(
+                    load_audio(path, self.sample_rate, start, seconds), self.sample_rate, trim_db
+                )
+                audio.append(torch.from_numpy(samples))
+                starts.append(start + skipped)
             for indices, batch, frames in self.batches(
                 [len(a) for a in audio], audio.__getitem__, batch_size
             ):
@@ -224,7 +234,7 @@ class Recognizer:
                 ):
                     texts[group + j] = text
                     if timestamps and text:
-                        words += self._word_times(emissions[:n].float().cpu(), text, spans[group + j][0])
+                        words += self._word_times(emissions[:n].float().cpu(), text, starts[j])
         text = " ".join(t for t in texts if t)
         return Transcript(path, text, sorted(words, key=lambda w: w.start) if timestamps else None)
 
@@ -286,3 +296,18 @@ def _windows(blocks: Iterator[np.ndarray], chunk: int, margin: int) -> Iterator[
         if is_last:
             return
         buffer = buffer[chunk - 2 * margin :]
+
+
+def trim_quiet_ends(audio: np.ndarray, sample_rate: int, top_db: float) -> tuple[np.ndarray, float]:
+    """``audio`` without its ends quieter than ``top_db`` dB below its loudest 25 ms frame
+    (librosa's ``trim``, 10 ms hops), and the seconds cut from its start; unchanged where
+    ``top_db`` is 0 or the rest would be under 0.1 s."""
+    if top_db <= 0:
+        return audio, 0.0
+    import librosa  # here, not at the top: long files alone need it, and it loads slowly
+
+    frame, hop = round(0.025 * sample_rate), round(0.01 * sample_rate)
+    trimmed, (start, _) = librosa.effects.trim(audio, top_db=top_db, frame_length=frame, hop_length=hop)
+    if len(trimmed) < 0.1 * sample_rate:
+        return audio, 0.0
+    return trimmed, start / sample_rate

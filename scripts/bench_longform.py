@@ -6,10 +6,11 @@ as one file, against the same utterances recognised one by one.
 
 The long file and its transcript go to ``runs/longform/`` (made once per manifest, length and
 seed). Methods: ``windows``, the overlapping 30 s windows alone, and ``pauses``, those windows'
-blank runs used to cut the file into utterance-like segments, each trimmed to its speech with
-``--margins`` seconds of pause around it and recognised alone (the default of ``asr-transcribe``);
-tune the margin on ``--manifest data/synthetic/manifests/dev.jsonl``. ``--pads`` measures what
-silence around single utterances costs the model. Prints a table, writes
+blank runs of ``--min-pauses`` seconds or more used to cut the file into utterance-like
+segments, each cut ``--margins`` seconds around its emitted tokens, its ends quieter than
+``--trims`` dB below its loudest trimmed off, and recognised alone (the default of
+``asr-transcribe``); tune them on ``--manifest data/synthetic/manifests/dev.jsonl``. ``--pads``
+measures what silence around single utterances costs the model. Prints a table, writes
 ``benchmarks/longform_cpu.json``.
 """
 
@@ -88,8 +89,16 @@ def main() -> None:
         help="also each utterance alone with this many seconds of near-silence before and after",
     )  # fmt: skip
     parser.add_argument(
-        "--margins", type=float, nargs="+", default=[0.1],
+        "--margins", type=float, nargs="+", default=[0.3],
         help="seconds of pause kept around each segment (transcribe's segment_margin); one row each",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-pauses", type=float, nargs="+", default=[0.25],
+        help="shortest pause (seconds) the file is cut at (transcribe's segment_min_pause)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--trims", type=float, nargs="+", default=[30.0],
+        help="dB below its loudest at which each segment's ends are trimmed (segment_trim_db; 0: none)",
     )  # fmt: skip
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "longform_cpu.json"))
     args = parser.parse_args()
@@ -111,10 +120,17 @@ def main() -> None:
             time.perf_counter() - began,
         )
     reference = " ".join(references)
-    methods = [("windows", False, 0.0)] + [(f"pauses, margin {m:g} s", True, m) for m in args.margins]
-    for method, segment, margin in methods:
+    methods = [("windows", False, 0.25, 0.0, 0.0)] + [
+        (f"pauses of {p:g} s or more, margin {m:g} s, trim {t:g} dB", True, p, m, t)
+        for p in args.min_pauses
+        for m in args.margins
+        for t in args.trims
+    ]
+    for method, segment, pause, margin, trim in methods:
         began = time.perf_counter()
-        (result,) = recognizer.transcribe([long_file], segment=segment, segment_margin=margin)
+        (result,) = recognizer.transcribe(
+            [long_file], segment=segment, segment_min_pause=pause, segment_margin=margin, segment_trim_db=trim
+        )
         rows[method] = (jiwer.wer(reference, result.text), time.perf_counter() - began)
     hours = soundfile.info(long_file).duration / 3600
     print(f"{hours * 60:.1f} min of test speech: {len(sources)} utterances, {len(unique)} distinct")

@@ -1,14 +1,16 @@
 """Long files in overlapping chunks: every frame once, the same as one pass where that is exact."""
 
 import numpy as np
+import pytest
 import soundfile
 import torch
 from torch import nn
 
 from asr.audio import load_audio
 from asr.ctc.alignment import boundary_errors, pause_cuts, speech_spans
+from asr.errors import UserError
 from asr.models import ConvBiLSTMDims
-from asr.recognizer import Recognizer
+from asr.recognizer import Recognizer, trim_quiet_ends
 from asr.text import CharTokenizer
 
 RATE = 16000
@@ -70,7 +72,9 @@ def test_long_files_are_cut_at_pauses_and_each_piece_read_alone(tmp_path, tiny_c
     path = long_file(tmp_path, tiny_corpus, 20.0)
     recognizer = Recognizer(LocalModel(), CharTokenizer())
     [whole] = recognizer.transcribe([path], chunk_seconds=60)
-    [pieces] = recognizer.transcribe([path], timestamps=True, chunk_seconds=6)
+    # cut at pauses of 0.3 s or more, as this test was written for (at the default 0.25 s the file's
+    # own 0.25 s pauses of digital silence are cut too)
+    [pieces] = recognizer.transcribe([path], timestamps=True, chunk_seconds=6, segment_min_pause=0.3)
     assert pieces.text.replace(" ", "") == whole.text.replace(" ", "")
     assert len(pieces.text.split()) > len(whole.text.split())  # a cut where the stand-in had no space
     starts = [word.start for word in pieces.words]
@@ -114,3 +118,26 @@ def test_pauses_are_cut_in_their_middle_long_stretches_at_their_longest_and_piec
     assert speech_spans(frames("------ab"), [0, 1], min_pause=3, max_length=100, margin=1) == [
         (5, 8)
     ]  # [0, 3): none
+
+
+def test_pieces_lose_their_quiet_ends_and_say_how_much_of_the_start_went():
+    rate = 16000
+    tone = (0.5 * np.sin(2 * np.pi * 220 * np.arange(rate) / rate)).astype(np.float32)  # 1 s at -9 dBFS
+    quiet = np.random.default_rng(0).normal(0, 1e-4, 8000).astype(np.float32)  # 0.5 s, 70 dB below
+    audio = np.concatenate([quiet, tone, quiet[:4000]])
+    trimmed, skipped = trim_quiet_ends(audio, rate, top_db=30)
+    # librosa's frames are 25 ms, centred, 10 ms apart: the cut is within a frame of the tone
+    assert abs(skipped - 0.5) <= 0.025 and abs(len(trimmed) / rate - 1.0) <= 0.05
+    start = round(skipped * rate)
+    np.testing.assert_array_equal(trimmed, audio[start : start + len(trimmed)])
+    assert trim_quiet_ends(audio, rate, top_db=0)[1] == 0.0
+    blip = np.concatenate([quiet, tone[:800], quiet])  # 50 ms of sound: too short to be cut down to
+    assert trim_quiet_ends(blip, rate, top_db=30)[0] is blip
+
+
+def test_bad_segmenting_settings_are_user_errors(tmp_path, tiny_corpus):
+    path = long_file(tmp_path, tiny_corpus, 5.0)
+    recognizer = Recognizer(LocalModel(), CharTokenizer())
+    for settings in ({"segment_min_pause": 0.0}, {"segment_margin": -0.1}, {"segment_trim_db": -3.0}):
+        with pytest.raises(UserError, match="segment_min_pause=.*must be over 0 s"):
+            recognizer.transcribe([path], **settings)
