@@ -213,10 +213,10 @@ class Recognizer:
         a batch at a time."""
         shift = self.frame_seconds
         silent = silent_tokens(self.tokenizer)
-        frames = speech_spans(
+        pieces = speech_spans(
             log_probs, silent, round(min_pause / shift), round(max_seconds / shift), round(margin / shift)
         )
-        spans = [(a * shift, (b - a) * shift) for a, b in frames]
+        spans = [(a * shift, (b - a) * shift) for a, b in pieces]
         texts, words = [""] * len(spans), []
         for group in range(0, len(spans), 64):
             audio, starts = [], []
