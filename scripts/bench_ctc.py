@@ -2,6 +2,7 @@
 forward + backward, on soft and on peaky log-probs.
 
     python scripts/bench_ctc.py [--repeats 7] [--threads 2] [--device cpu|cuda] [--inputs soft peaky]
+        [--profile]
 
 Inputs: ``soft`` are log-softmaxed unit-scale random logits (an untrained model); ``peaky`` put
 nearly all of each frame's mass on one token along a random alignment of the target, one frame in
@@ -12,7 +13,8 @@ Each backend runs interleaved in one process (median of the repeats after a warm
 speed-up is a ratio measured under the same load. Peak memory is what one forward + backward needs
 beyond its inputs: on the CPU the rise of the peak resident set, in a fresh child process per
 backend and shape; on CUDA torch's peak allocation, in this process. Prints a table and writes
-benchmarks/ctc_<device>.json.
+benchmarks/ctc_<device>.json; ``--profile`` then prints each backend's top kernels (CUDA) or
+operators (CPU) on the first shape, from torch's profiler.
 """
 
 from __future__ import annotations
@@ -130,6 +132,21 @@ def peak_memory_child(backend: str, shape: tuple[int, ...], device: str, inputs:
     print(max(0, status("VmHWM:") - before))
 
 
+def profile(backends: list[str], data, device: str) -> None:
+    """Print where one forward + backward of each backend spends its time: the top kernels
+    (CUDA) or operators (CPU) by self time, from torch's profiler, after a warm-up run."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    sort = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
+    for backend in backends:
+        run_once(backend, data, True, device)
+        with torch.profiler.profile(activities=activities) as profiler:
+            run_once(backend, data, True, device)
+        print(f"profile of {backend}, one forward + backward:")
+        print(profiler.key_averages().table(sort_by=sort, row_limit=8, max_name_column_width=60))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -137,6 +154,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=INPUTS)
     parser.add_argument("--output", type=Path, help="default: benchmarks/ctc_<device>.json")
+    parser.add_argument("--profile", action="store_true", help="then profile each backend on the first shape")
     parser.add_argument(
         "--memory-child", nargs=6, metavar=("BACKEND", "INPUTS", "B", "T", "V", "L"), help=argparse.SUPPRESS
     )
@@ -196,6 +214,10 @@ def main() -> None:
                 )  # fmt: skip
             )
             results.append(row)
+    if args.profile:
+        shape = SHAPES[0]
+        backends = ["native", "custom", "cudnn"] if args.device == "cuda" else ["native", "custom"]
+        profile(backends, make_inputs(*shape, args.device, args.inputs[0]), args.device)
     output = args.output or Path("benchmarks") / f"ctc_{args.device}.json"
     output.parent.mkdir(exist_ok=True)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"

@@ -15,11 +15,12 @@
 #                  ../shared/device-wheels/README.md), then the project with --no-deps
 #   DEVICE         cuda (default); cpu rehearses every step at toy sizes on a machine without a GPU
 #   TRAIN_MINUTES  training budget of the torchrun run (default 1.5; killed near half-way)
+#   STEPS          only these steps, e.g. "bench_ctc eval" (default: all; install always runs)
 # Every step runs even if an earlier one failed; the exit status is 1 if any failed.
 # Through the device tool (its machine has no network): here, `mkdir -p .device-wheels && cp
 # ../shared/device-wheels/*.whl .device-wheels/` (git-ignored), then run
 #   WHEELS=.device-wheels OUT=$OUT scripts/gpu_check.sh
-# with carry [".device-wheels", "runs/demo/checkpoints/best.pt"] and a timeout of 600 s.
+# with carry [".device-wheels", "runs/demo_speech/checkpoints/best.pt"] and a timeout under 600 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu_check}
@@ -29,13 +30,14 @@ CHECKPOINT=${1:-runs/demo/checkpoints/best.pt}
 RUN=runs/gpu_check_train LOGS=runs/gpu_check_logs
 rm -rf "$LOGS"
 mkdir -p "$OUT" "$LOGS"
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD  # the package importable even if its install fails
 [ -x .venv/bin/python ] && PATH="$PWD/.venv/bin:$PATH"
 failed=()
 
 step() {  # step NAME COMMAND...: run, log to $LOGS/NAME.log, remember a failure
   local name=$1
   shift
+  [[ -z ${STEPS:-} || $name == install || " $STEPS " == *" $name "* ]] || return 0
   echo "== $name: $*"
   local start=$SECONDS
   if "$@" >"$LOGS/$name.log" 2>&1; then
@@ -58,11 +60,11 @@ torch.version.cuda, triton.__version__, torch.cuda.get_device_name() if torch.cu
 
 # 1. Triton kernels: compiled on a GPU (the interpreter only without one), training sizes included.
 interpret=$([ "$DEVICE" = cuda ] && echo 0 || echo 1)  # Triton's CPU interpreter only without a GPU
-step triton env TRITON_INTERPRET=$interpret python3 -m pytest -q -rs -p no:cacheprovider tests/ctc_triton_checks.py
+step triton timeout 300 env TRITON_INTERPRET=$interpret python3 -m pytest -q -rs -p no:cacheprovider tests/ctc_triton_checks.py
 
 # 2. CTC speed, after checking every backend's values against float64.
 if [ "$DEVICE" = cuda ]; then
-  step bench_ctc python3 scripts/bench_ctc.py --device cuda --repeats 20 --output "$OUT/ctc_cuda.json"
+  step bench_ctc python3 scripts/bench_ctc.py --device cuda --repeats 20 --profile --output "$OUT/ctc_cuda.json"
 else
   step bench_ctc python3 scripts/bench_ctc.py --device cpu --repeats 1 --inputs peaky --output "$OUT/ctc_cpu.json"
 fi
@@ -85,13 +87,14 @@ train=(torchrun --standalone --nproc_per_node=1 -m asr.train model=$model traine
 kill_after_checkpoint() {  # start, wait for last.pt and 10 more steps, kill -9 torchrun and its workers
   rm -rf "$RUN"
   setsid "${train[@]}" &
-  local pid=$! deadline=$((SECONDS + 600))
+  local pid=$! deadline=$((SECONDS + 240))  # a hung start must not eat the lease
   until [ -f "$RUN/checkpoints/last.pt" ] || [ $SECONDS -gt $deadline ] || ! kill -0 $pid 2>/dev/null; do
     sleep 1
   done
   local saved
   saved=$(wc -l <"$RUN/metrics.jsonl")
-  until [ "$(wc -l <"$RUN/metrics.jsonl")" -ge $((saved + 10)) ] || ! kill -0 $pid 2>/dev/null; do sleep 0.2; done
+  until [ "$(wc -l <"$RUN/metrics.jsonl")" -ge $((saved + 10)) ] || [ $SECONDS -gt $deadline ] ||
+    ! kill -0 $pid 2>/dev/null; do sleep 0.2; done
   local worker  # torchrun starts each worker in a session of its own
   for worker in $(pgrep -P $pid); do kill -9 -- -"$worker"; done
   kill -9 -- -$pid
@@ -100,13 +103,13 @@ kill_after_checkpoint() {  # start, wait for last.pt and 10 more steps, kill -9 
   [ -f "$RUN/checkpoints/last.pt" ]
 }
 step train_killed kill_after_checkpoint
-step train_resumed "${train[@]}"
+step train_resumed timeout 300 "${train[@]}"
 
 # 5. Inference on the device: WER and real-time factor of the test set, and one file.
 [ -f "$CHECKPOINT" ] || CHECKPOINT=$RUN/checkpoints/best.pt
-step eval asr-eval model="$CHECKPOINT" manifest=data/synthetic/manifests/test.jsonl device="$DEVICE" \
+step eval timeout 180 asr-eval model="$CHECKPOINT" manifest=data/synthetic/manifests/test.jsonl device="$DEVICE" \
   output="$LOGS/eval.json"
-step transcribe asr-transcribe model="$CHECKPOINT" device="$DEVICE" \
+step transcribe timeout 120 asr-transcribe model="$CHECKPOINT" device="$DEVICE" \
   data/synthetic/test/3000/30000/3000-30000-0000.flac
 
 for log in "$LOGS"/*.log; do echo "===== $(basename "$log" .log)"; cat "$log"; done >"$OUT/gpu_check.log"
