@@ -23,7 +23,8 @@ import torch
 import triton
 import triton.language as tl
 
-NEG = -1.0e30  # stands in for log(0)
+LOG_ZERO = -1.0e30  # stands in for log(0)
+NEG = tl.constexpr(LOG_ZERO)  # the kernels' copy: compiled Triton reads module globals only as constexpr
 INFEASIBLE = -1.0e29  # kernels mark an infeasible utterance with a log P below this; Python makes it inf
 
 
@@ -152,7 +153,7 @@ def ctc_loss_gpu(
                         BLOCK_S=block, num_warps=warps)  # fmt: skip
     # No frames: the empty target has probability 1, any other none.
     empty = input_lengths == 0
-    log_p = torch.where(empty, torch.where(target_lengths == 0, 0.0, NEG), log_p)
+    log_p = torch.where(empty, torch.where(target_lengths == 0, 0.0, LOG_ZERO), log_p)
     feasible = log_p > INFEASIBLE
     # NaN in a log-prob the recursion reads (the blank's or a label's, within the utterance).
     frames = torch.arange(T, device=device)[:, None] < input_lengths[None, :]  # (time, batch)
