@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU path in one command, about 5 minutes on an H100 (README, "On a GPU"): the Triton CTC kernels compiled and
-# checked against float64 at training sizes; bench_ctc (values checked, then timed against torch's
+# The GPU path in one command, about 5 minutes on an H100 (README, "On a GPU"): the Triton CTC
+# kernels compiled and checked against float64 at training sizes; bench_ctc (values checked, then timed against torch's
 # native CUDA CTC and cuDNN); training throughput of model=ds2 in bf16 with either CTC backend;
 # torchrun (NCCL) training killed with SIGKILL and resumed by the same command; asr-eval and
 # asr-transcribe on CUDA. Then scripts/gpu_report.py prints the figures. Everything it measured

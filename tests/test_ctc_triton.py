@@ -25,3 +25,21 @@ def test_triton_kernels():
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout.splitlines()[-1]
+
+
+def test_kernels_read_only_constexpr_globals():
+    # Compiled Triton (not the interpreter) refuses a kernel that reads a module-level name unless
+    # it is a tl.constexpr, another jit function or a module: the first GPU run failed so on NEG.
+    # Imported here without the interpreter, the kernels are the objects a GPU would compile.
+    triton = pytest.importorskip("triton")
+    import types
+
+    from asr.ctc import gpu
+
+    kernels = {name: value for name, value in vars(gpu).items() if isinstance(value, triton.JITFunction)}
+    assert {"_alpha_kernel", "_posterior_kernel", "_shift_out_peak"} <= kernels.keys()
+    for name, kernel in kernels.items():
+        for read in kernel.fn.__code__.co_names:
+            value = vars(gpu).get(read)
+            allowed = (triton.language.constexpr, triton.JITFunction, types.ModuleType, type(None))
+            assert value is None or isinstance(value, allowed), f"{name} reads {read}={value!r}"
