@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The GPU path in one command, about 5 minutes on an H100 (README, "On a GPU"): the Triton CTC
-# kernels compiled and checked against float64 at training sizes; bench_ctc (values checked, then timed against torch's
-# native CUDA CTC and cuDNN); training throughput of model=ds2 in bf16 with either CTC backend;
-# torchrun (NCCL) training killed with SIGKILL and resumed by the same command; asr-eval and
-# asr-transcribe on CUDA. Then scripts/gpu_report.py prints the figures. Everything it measured
-# lands in OUT, four files (the device tool brings back eight at most): gpu_check.log (every step's
-# output), ctc_<device>.json, train_<device>.json, gpu_<device>.json (the report).
+# kernels compiled and checked against float64 at training sizes; bench_ctc (values checked, then
+# timed against torch's native CUDA CTC and cuDNN, then profiled); training throughput of model=ds2
+# in bf16 with either CTC backend; torchrun (NCCL) training killed with SIGKILL and resumed by the
+# same command; asr-eval and asr-transcribe on CUDA. Then scripts/gpu_report.py prints the figures.
+# Everything it measured lands in OUT, four files (the device tool brings back eight at most):
+# gpu_check.log (every step's output), ctc_<device>.json, train_<device>.json, gpu_<device>.json.
 #
 #   scripts/gpu_check.sh [CHECKPOINT]      # CHECKPOINT: a demo-size model for inference
 #                                          # (default: runs/demo/checkpoints/best.pt if present)
