@@ -33,6 +33,10 @@ from asr.runtime import resolve_device
 from asr.streaming import Stream, StreamSpec, torch_step
 from asr.text import Tokenizer
 
+# How a long file is cut before its pieces are recognised (``Recognizer.transcribe``; asr-transcribe
+# shows the same settings): tuned on the dev speakers' long file (scripts/bench_longform.py).
+SEGMENT_MIN_PAUSE, SEGMENT_MARGIN, SEGMENT_TRIM_DB = 0.25, 0.3, 30.0
+
 Decoder = Callable[[torch.Tensor, torch.Tensor], list[str]]
 """``(log_probs (batch, time, vocab), frames (batch,))`` to one text per utterance."""
 
@@ -150,7 +154,8 @@ class Recognizer:
     def transcribe(
         self, paths: Sequence[str | os.PathLike], decoder: str | Decoder = "greedy", timestamps: bool = False,
         chunk_seconds: float = 30.0, batch_size: int = 8, segment: bool = True,
-        segment_min_pause: float = 0.25, segment_margin: float = 0.3, segment_trim_db: float = 30.0,
+        segment_min_pause: float = SEGMENT_MIN_PAUSE, segment_margin: float = SEGMENT_MARGIN,
+        segment_trim_db: float = SEGMENT_TRIM_DB,
     ) -> list[Transcript]:  # fmt: skip
         """One ``Transcript`` per file, in order. ``decoder``: a name for ``decoder()`` or a decoder;
         ``timestamps``: word times by forced alignment of the transcript. Files longer than

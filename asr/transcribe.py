@@ -5,6 +5,7 @@ asr-transcribe model=best.pt a.wav format=json                      # JSON lines
 asr-transcribe model=best.pt a.wav timestamps=true                  # JSON lines with word start / end
 asr-transcribe model=best.pt a.wav srt=subs/                        # and subs/a.srt
 asr-transcribe model=runs/demo/model.onnx hour.flac                 # an exported model; long files in chunks
+asr-transcribe model=best.pt talk.wav segment_min_pause=0.5         # long files cut at pauses of 0.5 s+
 asr-transcribe model=stream.pt stream=true realtime=true a.wav      # live: the transcript grows as it plays
 arecord -f S16_LE -r 16000 | asr-transcribe model=stream.pt stream=true -   # from the microphone
 """
@@ -29,7 +30,7 @@ from asr.cli import run_tool
 from asr.ctc.alignment import srt
 from asr.errors import UserError
 from asr.fileio import write_text
-from asr.recognizer import Recognizer
+from asr.recognizer import SEGMENT_MARGIN, SEGMENT_MIN_PAUSE, SEGMENT_TRIM_DB, Recognizer
 from asr.runtime import Device
 
 
@@ -55,6 +56,14 @@ class TranscribeConfig:
     """greedy or beam (beam_lm needs asr-eval's LM options)."""
     chunk_seconds: float = 30.0
     """Longer files are recognised in overlapping windows of this length."""
+    segment: bool = True
+    """Long files: then cut at pauses and each piece recognised alone (false: the windows' result)."""
+    segment_min_pause: float = SEGMENT_MIN_PAUSE
+    """Long files are cut at pauses of this many seconds or more (real recordings may want more)."""
+    segment_margin: float = SEGMENT_MARGIN
+    """Seconds kept around each piece's emitted tokens."""
+    segment_trim_db: float = SEGMENT_TRIM_DB
+    """Each piece's ends quieter than this many dB below its loudest are trimmed off (0: none)."""
     batch_size: int = 8
     device: Device = Device.auto
     stream: bool = False
@@ -131,7 +140,9 @@ def transcribe(cfg: TranscribeConfig) -> None:
         raise UserError("audio - (standard input) is for stream=true")
     results = recognizer.transcribe(
         cfg.audio, cfg.decoder, timestamps=cfg.timestamps or cfg.srt is not None,
-        chunk_seconds=cfg.chunk_seconds, batch_size=cfg.batch_size,
+        chunk_seconds=cfg.chunk_seconds, batch_size=cfg.batch_size, segment=cfg.segment,
+        segment_min_pause=cfg.segment_min_pause, segment_margin=cfg.segment_margin,
+        segment_trim_db=cfg.segment_trim_db,
     )  # fmt: skip
     for result in results:
         if cfg.srt is not None:

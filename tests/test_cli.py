@@ -115,6 +115,23 @@ def test_transcribe_timestamps_as_json_and_srt(trained, tiny_corpus, tmp_path):
     assert (subtitles.count("-->") >= 1) == bool(row["words"])
 
 
+def test_transcribe_takes_the_long_file_segmenting_settings(trained, tiny_corpus, tmp_path):
+    # A file longer than chunk_seconds goes through the windows and the cutting at pauses; the
+    # command line's segment settings reach the recogniser (a bad one is its one-line error).
+    files = sorted(tiny_corpus.glob("*/*/*/*.flac"))[:4]
+    pause = np.zeros(8000, np.float32)
+    long_file = tmp_path / "long.wav"
+    audio = np.concatenate([x for f in files for x in (load_audio(f, 16000), pause)])
+    soundfile.write(long_file, audio, 16000)
+    assert soundfile.info(long_file).duration > 6
+    model = f"model={trained}/checkpoints/best.pt"
+    bad = cli("asr-transcribe", model, str(long_file), "chunk_seconds=6", "segment_trim_db=-1")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "segment_trim_db=-1.0" in bad.stderr
+    for settings in (["segment_min_pause=0.4", "segment_margin=0.2", "segment_trim_db=0"], ["segment=false"]):
+        result = cli("asr-transcribe", model, str(long_file), "chunk_seconds=6", *settings)
+        assert result.returncode == 0 and result.stdout.startswith(f"{long_file}\t"), result.stderr
+
+
 def test_beam_search_decoders_and_lm_tuning(trained, tiny_corpus, tmp_path):
     checkpoint, test = f"{trained}/checkpoints/best.pt", f"manifest={tiny_corpus}/manifests/test.jsonl"
     lm = tmp_path / "lm.arpa"
