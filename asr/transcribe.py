@@ -57,7 +57,8 @@ class TranscribeConfig:
     chunk_seconds: float = 30.0
     """Longer files are recognised in overlapping windows of this length."""
     segment: bool = True
-    """Long files: then cut at pauses and each piece recognised alone (false: the windows' result)."""
+    """Files longer than chunk_seconds: cut at pauses, each piece recognised alone (false: the
+    windows' output decoded as one)."""
     segment_min_pause: float = SEGMENT_MIN_PAUSE
     """Long files are cut at pauses of this many seconds or more (real recordings may want more)."""
     segment_margin: float = SEGMENT_MARGIN

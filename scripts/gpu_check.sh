@@ -15,11 +15,12 @@
 #                  ../shared/device-wheels/README.md), then the project with --no-deps
 #   DEVICE         cuda (default); cpu rehearses every step at toy sizes on a machine without a GPU
 #   TRAIN_MINUTES  training budget of the torchrun run (default 1.5; killed near half-way)
-#   STEPS          only these steps, e.g. "bench_ctc eval" (default: all; install always runs)
+#   STEPS          only these steps, e.g. "bench_ctc eval" (default: all; install and environment
+#                  always run): triton bench_ctc bench_train train_killed train_resumed eval transcribe
 # Every step runs even if an earlier one failed; the exit status is 1 if any failed.
 # Through the device tool (its machine has no network): here, `mkdir -p .device-wheels && cp
 # ../shared/device-wheels/*.whl .device-wheels/` (git-ignored), then run
-#   WHEELS=.device-wheels OUT=$OUT scripts/gpu_check.sh
+#   WHEELS=.device-wheels OUT=$OUT scripts/gpu_check.sh runs/demo_speech/checkpoints/best.pt
 # with carry [".device-wheels", "runs/demo_speech/checkpoints/best.pt"] and a timeout under 600 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,17 +34,22 @@ mkdir -p "$OUT" "$LOGS"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD  # the package importable even if its install fails
 [ -x .venv/bin/python ] && PATH="$PWD/.venv/bin:$PATH"
 failed=()
+known=" triton bench_ctc bench_train train_killed train_resumed eval transcribe "
+for name in ${STEPS:-}; do
+  [[ $known == *" $name "* ]] || { echo "STEPS: no step $name (choose from:$known)" >&2; exit 2; }
+done
+train_limit=$(awk "BEGIN { print int(${TRAIN_MINUTES} * 60) + 240 }")  # the budget, start-up and tests
 
 step() {  # step NAME COMMAND...: run, log to $LOGS/NAME.log, remember a failure
   local name=$1
   shift
-  [[ -z ${STEPS:-} || $name == install || " $STEPS " == *" $name "* ]] || return 0
-  echo "== $name: $*"
-  local start=$SECONDS
+  [[ -z ${STEPS:-} || " install environment $STEPS " == *" $name "* ]] || return 0
+  local start=$SECONDS record=$LOGS/_steps.log  # the step timings, for gpu_check.log too
+  echo "== $name: $*" | tee -a "$record"
   if "$@" >"$LOGS/$name.log" 2>&1; then
-    echo "   ok in $((SECONDS - start)) s"
+    echo "   ok in $((SECONDS - start)) s" | tee -a "$record"
   else
-    echo "   FAILED in $((SECONDS - start)) s (exit $?); the end of $LOGS/$name.log:"
+    echo "   FAILED in $((SECONDS - start)) s (exit $?); the end of $LOGS/$name.log:" | tee -a "$record"
     tail -n 15 "$LOGS/$name.log" | sed 's/^/   | /'
     failed+=("$name")
   fi
@@ -64,14 +70,14 @@ step triton timeout 300 env TRITON_INTERPRET=$interpret python3 -m pytest -q -rs
 
 # 2. CTC speed, after checking every backend's values against float64.
 if [ "$DEVICE" = cuda ]; then
-  step bench_ctc python3 scripts/bench_ctc.py --device cuda --repeats 20 --profile --output "$OUT/ctc_cuda.json"
+  step bench_ctc timeout 300 python3 scripts/bench_ctc.py --device cuda --repeats 20 --profile --output "$OUT/ctc_cuda.json"
 else
   step bench_ctc python3 scripts/bench_ctc.py --device cpu --repeats 1 --inputs peaky --output "$OUT/ctc_cpu.json"
 fi
 
 # 3. Training throughput, native vs custom CTC on the same batches (makes the built-in corpus).
 if [ "$DEVICE" = cuda ]; then
-  step bench_train python3 scripts/bench_train.py --model ds2 --precision bf16 --steps 30 --device cuda \
+  step bench_train timeout 400 python3 scripts/bench_train.py --model ds2 --precision bf16 --steps 30 --device cuda \
     --output "$OUT/train_cuda.json"
 else
   step bench_train python3 scripts/bench_train.py --model small --precision fp32 --steps 5 --device cpu \
@@ -93,6 +99,7 @@ kill_after_checkpoint() {  # start, wait for last.pt and 10 more steps, kill -9 
   done
   local saved
   saved=$(wc -l <"$RUN/metrics.jsonl")
+  deadline=$((SECONDS + 120))  # ten more steps
   until [ "$(wc -l <"$RUN/metrics.jsonl")" -ge $((saved + 10)) ] || [ $SECONDS -gt $deadline ] ||
     ! kill -0 $pid 2>/dev/null; do sleep 0.2; done
   local worker  # torchrun starts each worker in a session of its own
@@ -103,7 +110,7 @@ kill_after_checkpoint() {  # start, wait for last.pt and 10 more steps, kill -9 
   [ -f "$RUN/checkpoints/last.pt" ]
 }
 step train_killed kill_after_checkpoint
-step train_resumed timeout 300 "${train[@]}"
+step train_resumed timeout -k 10 "$train_limit" "${train[@]}"
 
 # 5. Inference on the device: WER and real-time factor of the test set, and one file.
 [ -f "$CHECKPOINT" ] || CHECKPOINT=$RUN/checkpoints/best.pt

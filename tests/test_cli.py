@@ -132,6 +132,25 @@ def test_transcribe_takes_the_long_file_segmenting_settings(trained, tiny_corpus
         assert result.returncode == 0 and result.stdout.startswith(f"{long_file}\t"), result.stderr
 
 
+def test_transcribe_passes_its_segmenting_settings_to_the_recogniser(monkeypatch, capsys):
+    from asr import transcribe
+
+    seen = {}
+
+    class Stub:
+        def transcribe(self, paths, decoder, **settings):
+            seen.update(settings, paths=paths)
+            return []
+
+    monkeypatch.setattr(transcribe.Recognizer, "load", lambda *args: Stub())
+    transcribe.main(["model=x.pt", "a.wav", "segment=false", "segment_min_pause=0.4", "segment_margin=0.2",
+                     "segment_trim_db=0"])  # fmt: skip
+    assert seen["paths"] == ["a.wav"] and seen["segment"] is False
+    assert (seen["segment_min_pause"], seen["segment_margin"], seen["segment_trim_db"]) == (0.4, 0.2, 0.0)
+    transcribe.main(["model=x.pt", "a.wav"])  # unset: the recogniser's own defaults
+    assert (seen["segment_min_pause"], seen["segment_margin"], seen["segment_trim_db"]) == (0.25, 0.3, 30.0)
+
+
 def test_beam_search_decoders_and_lm_tuning(trained, tiny_corpus, tmp_path):
     checkpoint, test = f"{trained}/checkpoints/best.pt", f"manifest={tiny_corpus}/manifests/test.jsonl"
     lm = tmp_path / "lm.arpa"

@@ -14,7 +14,8 @@ frame: a trained model's peaky log-probs make unnormalised log-alphas grow to th
 where float32 keeps only about 1e-4 of them and the posteriors ``exp(alpha + beta - log P)`` would
 be that far off.
 
-Tested on CPU tensors with ``TRITON_INTERPRET=1``.
+Tested compiled on an H100 (``scripts/gpu_check.sh``, docs/ctc.md) and, in CI, on CPU tensors
+through Triton's interpreter (``TRITON_INTERPRET=1``).
 """
 
 from __future__ import annotations
@@ -61,14 +62,18 @@ def _alpha_kernel(lp_ptr, z_ptr, skip_ptr, input_len_ptr, target_len_ptr, alpha_
     offset = peak.to(tl.float64)
     tl.store(row + s, alpha, mask=valid)
     tl.store(offsets, offset)
+    # Each frame's emissions are loaded a frame ahead, so that their trip to memory overlaps the
+    # previous frame's work instead of stalling the recursion.
+    emission = tl.load(lp_row + stride_t + z, mask=valid & (frames > 1), other=NEG)
     for t in range(1, frames):
+        current = tl.maximum(emission, NEG)
+        emission = tl.load(lp_row + (t + 1) * stride_t + z, mask=valid & (t + 1 < frames), other=NEG)
         tl.debug_barrier()
         previous = row + (t - 1) * max_states
         stay = tl.load(previous + s, mask=valid, other=NEG)
         step = tl.load(previous + s - 1, mask=valid & (s >= 1), other=NEG)
         jump = tl.load(previous + s - 2, mask=valid & (s >= 2) & skip, other=NEG)
-        emission = tl.maximum(tl.load(lp_row + t * stride_t + z, mask=valid, other=NEG), NEG)
-        alpha, peak = _shift_out_peak(tl.maximum(emission + _logsumexp3(stay, step, jump), NEG))
+        alpha, peak = _shift_out_peak(tl.maximum(current + _logsumexp3(stay, step, jump), NEG))
         offset += peak.to(tl.float64)
         tl.store(row + t * max_states + s, alpha, mask=valid)
         tl.store(offsets + t, offset)
@@ -98,11 +103,13 @@ def _posterior_kernel(lp_ptr, z_ptr, skip_ptr, input_len_ptr, target_len_ptr, al
     scratch = scratch_ptr + b * max_states
     beta = tl.where(valid & (s >= states - 2), 0.0, NEG)  # log 1 at the two final states
     beta_offset = log_p * 0.0  # float64 zero
+    emission = tl.zeros([BLOCK_S], dtype=tl.float32)
     for step in range(0, frames):
         t = frames - 1 - step
+        current = tl.maximum(emission, NEG)  # frame t + 1's, loaded the step before
+        emission = tl.load(lp_row + t * stride_t + z, mask=valid, other=NEG)  # for the next step
         if step > 0:
-            emission = tl.maximum(tl.load(lp_row + (t + 1) * stride_t + z, mask=valid, other=NEG), NEG)
-            tl.store(scratch + s, emission + beta, mask=valid)
+            tl.store(scratch + s, current + beta, mask=valid)
             tl.debug_barrier()
             stay = tl.load(scratch + s, mask=valid, other=NEG)
             step1 = tl.load(scratch + s + 1, mask=s + 1 < states, other=NEG)
@@ -169,5 +176,5 @@ def ctc_loss_gpu(
     occupancy = torch.bmm(alpha, one_hot)  # (batch, time, vocab)
     keep = (frames & feasible[None, :])[..., None]
     grad = torch.where(keep, log_probs.exp() - occupancy.transpose(0, 1)[:T], torch.zeros((), device=device))
-    grad[(frames & nan[None, :])] = torch.nan
+    grad.masked_fill_((frames & nan[None, :])[..., None], torch.nan)  # a mask, not indexing: no wait
     return losses, grad
