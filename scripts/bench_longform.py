@@ -10,7 +10,8 @@ blank runs of ``--min-pauses`` seconds or more used to cut the file into utteran
 segments, each cut ``--margins`` seconds around its emitted tokens, its ends quieter than
 ``--trims`` dB below its loudest trimmed off, and recognised alone (the default of
 ``asr-transcribe``); tune them on ``--manifest data/synthetic/manifests/dev.jsonl``. ``--pads``
-measures what silence around single utterances costs the model. Prints a table, writes
+measures what silence around single utterances costs the model, ``--single-trims`` what the trim
+costs them. Prints a table, writes
 ``benchmarks/longform_cpu.json``.
 """
 
@@ -30,6 +31,7 @@ import torch
 from asr import Recognizer
 from asr.audio import load_audio
 from asr.data.manifest import read_manifest
+from asr.recognizer import trim_quiet_ends
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,15 +63,28 @@ def build_long_file(manifest: str, minutes: float, seed: int, folder: Path) -> t
     return path, chosen
 
 
-def padded_texts(recognizer: Recognizer, paths: list[str], pad: float, seed: int) -> list[str]:
-    """Greedy transcripts of ``paths`` with ``pad`` seconds of near-silence (the long file's
-    pauses) added before and after each: how much surrounding silence costs the model."""
-    noise, rate = np.random.default_rng(seed), recognizer.sample_rate
-    audio = []
-    for path in paths:
+def padded(pad: float, seed: int):
+    """Each utterance with ``pad`` seconds of near-silence (the long file's pauses) before and after:
+    how much surrounding silence costs the model."""
+    noise = np.random.default_rng(seed)
+
+    def alter(audio: np.ndarray, rate: int) -> np.ndarray:
         silence = [noise.normal(0, 1e-4, round(pad * rate)).astype(np.float32) for _ in range(2)]
-        audio.append(np.concatenate([silence[0], load_audio(path, rate), silence[1]]))
-    log_probs = recognizer.log_probs(audio)
+        return np.concatenate([silence[0], audio, silence[1]])
+
+    return alter
+
+
+def trimmed(top_db: float):
+    """Each utterance with its ends trimmed as the long file's pieces are (``trim_quiet_ends``):
+    what the trim costs where there was no silence to remove."""
+    return lambda audio, rate: trim_quiet_ends(audio, rate, top_db)[0]
+
+
+def altered_texts(recognizer: Recognizer, paths: list[str], alter) -> list[str]:
+    """Greedy transcripts of ``paths``, each utterance's audio passed through ``alter`` first."""
+    rate = recognizer.sample_rate
+    log_probs = recognizer.log_probs([alter(load_audio(path, rate), rate) for path in paths])
     return recognizer.decoder()(
         torch.nn.utils.rnn.pad_sequence(log_probs, batch_first=True),
         torch.tensor([len(x) for x in log_probs]),
@@ -87,6 +102,10 @@ def main() -> None:
     parser.add_argument(
         "--pads", type=float, nargs="*", default=[],
         help="also each utterance alone with this many seconds of near-silence before and after",
+    )  # fmt: skip
+    parser.add_argument(
+        "--single-trims", type=float, nargs="*", default=[],
+        help="also each utterance alone with its ends trimmed at this many dB, as the pieces are",
     )  # fmt: skip
     parser.add_argument(
         "--margins", type=float, nargs="+", default=[0.3],
@@ -112,13 +131,12 @@ def main() -> None:
     began = time.perf_counter()
     single = dict(zip(unique, (r.text for r in recognizer.transcribe(unique)), strict=True))
     rows = {"utterances": (jiwer.wer(references, [single[p] for p in sources]), time.perf_counter() - began)}
-    for pad in args.pads:
+    alterations = [(f"utterances, {pad:g} s of silence around", padded(pad, args.seed)) for pad in args.pads]
+    alterations += [(f"utterances, ends trimmed at {db:g} dB", trimmed(db)) for db in args.single_trims]
+    for name, alter in alterations:
         began = time.perf_counter()
-        padded = dict(zip(unique, padded_texts(recognizer, unique, pad, args.seed), strict=True))
-        rows[f"utterances, {pad:g} s of silence around"] = (
-            jiwer.wer(references, [padded[p] for p in sources]),
-            time.perf_counter() - began,
-        )
+        texts = dict(zip(unique, altered_texts(recognizer, unique, alter), strict=True))
+        rows[name] = (jiwer.wer(references, [texts[p] for p in sources]), time.perf_counter() - began)
     reference = " ".join(references)
     methods = [("windows", False, 0.25, 0.0, 0.0)] + [
         (f"pauses of {p:g} s or more, margin {m:g} s, trim {t:g} dB", True, p, m, t)
