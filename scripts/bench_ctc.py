@@ -222,9 +222,7 @@ def main() -> None:
             )
             results.append(row)
     if args.profile:
-        shape = SHAPES[0]
-        backends = ["native", "custom", "cudnn"] if args.device == "cuda" else ["native", "custom"]
-        profile(backends, make_inputs(*shape, args.device, args.inputs[0]), args.device)
+        profile(list(names), make_inputs(*SHAPES[0], args.device, args.inputs[0]), args.device)
     output = args.output or Path("benchmarks") / f"ctc_{args.device}.json"
     output.parent.mkdir(exist_ok=True)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"

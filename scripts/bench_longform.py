@@ -31,7 +31,7 @@ import torch
 from asr import Recognizer
 from asr.audio import load_audio
 from asr.data.manifest import read_manifest
-from asr.recognizer import trim_quiet_ends
+from asr.recognizer import SEGMENT_MARGIN, SEGMENT_MIN_PAUSE, SEGMENT_TRIM_DB, trim_quiet_ends
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,15 +108,15 @@ def main() -> None:
         help="also each utterance alone with its ends trimmed at this many dB, as the pieces are",
     )  # fmt: skip
     parser.add_argument(
-        "--margins", type=float, nargs="+", default=[0.3],
+        "--margins", type=float, nargs="+", default=[SEGMENT_MARGIN],
         help="seconds of pause kept around each segment (transcribe's segment_margin); one row each",
     )  # fmt: skip
     parser.add_argument(
-        "--min-pauses", type=float, nargs="+", default=[0.25],
+        "--min-pauses", type=float, nargs="+", default=[SEGMENT_MIN_PAUSE],
         help="shortest pause (seconds) the file is cut at (transcribe's segment_min_pause)",
     )  # fmt: skip
     parser.add_argument(
-        "--trims", type=float, nargs="+", default=[30.0],
+        "--trims", type=float, nargs="+", default=[SEGMENT_TRIM_DB],
         help="dB below its loudest at which each segment's ends are trimmed (segment_trim_db; 0: none)",
     )  # fmt: skip
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "longform_cpu.json"))
@@ -138,7 +138,7 @@ def main() -> None:
         texts = dict(zip(unique, altered_texts(recognizer, unique, alter), strict=True))
         rows[name] = (jiwer.wer(references, [texts[p] for p in sources]), time.perf_counter() - began)
     reference = " ".join(references)
-    methods = [("windows", False, 0.25, 0.0, 0.0)] + [
+    methods = [("windows", False, SEGMENT_MIN_PAUSE, SEGMENT_MARGIN, SEGMENT_TRIM_DB)] + [
         (f"pauses of {p:g} s or more, margin {m:g} s, trim {t:g} dB", True, p, m, t)
         for p in args.min_pauses
         for m in args.margins

@@ -132,7 +132,7 @@ def test_transcribe_takes_the_long_file_segmenting_settings(trained, tiny_corpus
         assert result.returncode == 0 and result.stdout.startswith(f"{long_file}\t"), result.stderr
 
 
-def test_transcribe_passes_its_segmenting_settings_to_the_recogniser(monkeypatch, capsys):
+def test_transcribe_passes_its_segmenting_settings_to_the_recogniser(monkeypatch):
     from asr import transcribe
 
     seen = {}
