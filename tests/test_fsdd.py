@@ -67,9 +67,22 @@ def test_folds_are_speaker_disjoint_and_pools_share_no_recording(recordings, tmp
         assert len(pools["dev"]) == 10 * len(fsdd.DEV_INDICES) and len(pools["test"]) == 10 * fsdd.INDICES
 
 
-def test_synthetic_voices_join_every_training_set_and_nothing_else(recordings, tmp_path):
+def test_synthetic_voices_join_every_training_set_and_nothing_else(recordings, tmp_path, monkeypatch):
     folder, checksum = recordings
+    drawn_from = []  # the speakers of the recordings each utterance was drawn from
+    connect = fsdd.connect
+    monkeypatch.setattr(
+        fsdd,
+        "connect",
+        lambda sources, *rest: drawn_from.append({r.speaker for r in sources}) or connect(sources, *rest),
+    )
     fsdd.prepare(folder, tmp_path / "a", expected_sha256=checksum, pools=SMALL, synthetic_voices=2)
+    # each synthetic utterance is one voice's, as a real speaker's is: SYNTHETIC_UTTERANCES per voice
+    synthetic_draws = [speakers for speakers in drawn_from if not speakers & set(fsdd.SPEAKERS)]
+    assert (
+        synthetic_draws == [{"synth0"}] * fsdd.SYNTHETIC_UTTERANCES + [{"synth1"}] * fsdd.SYNTHETIC_UTTERANCES
+    )
+    monkeypatch.undo()
     synthetic = None
     for held_out in fsdd.SPEAKERS:
         fold = {split: read_manifest(tmp_path / "a/folds" / held_out / f"{split}.jsonl") for split in SMALL}

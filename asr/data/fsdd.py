@@ -12,8 +12,9 @@ random level and a little noise. No recording is in two splits, and folds are sp
   and tests on ``<speaker>``'s test pool: ``<out>/folds/<speaker>/{train,dev,test}.jsonl``.
 
 Three speakers are few to learn digits from rather than voices, so ``--synthetic-voices N`` adds
-N espeak-ng voices (those of the built-in corpus) saying each digit a few times, joined the same
-way, to every fold's training set (never to dev or test).
+N espeak-ng voices (those of the built-in corpus) saying each digit a few times, each voice's
+recordings joined the same way into utterances of its own, to every fold's training set (never to
+dev or test).
 
     python -m asr.data.fsdd download DEST [--url URL]        # the pinned release, then verified
     python -m asr.data.fsdd prepare RECORDINGS OUT [--seed 0] [--synthetic-voices 0]
@@ -165,10 +166,9 @@ VOICE_PAIRS = [(name, variant) for name in LANGUAGE_VOICES for variant in VARIAN
 SYNTHETIC_REPEATS = 5
 """Times each synthetic voice says each digit."""
 SYNTHETIC_UTTERANCES = 20
-"""Synthetic utterances per synthetic voice, made from all the voices' recordings together: each
-digit of an utterance is drawn from any voice (what was measured; one voice per utterance, as for
-real speakers, is untried)."""
-LAYOUT = 1
+"""Synthetic utterances per synthetic voice, each from that voice's recordings alone, as a real
+speaker's are."""
+LAYOUT = 2
 """Version of what ``prepare`` writes, in its marker ``fsdd.json``."""
 
 
@@ -252,12 +252,14 @@ def prepare(
             )
     synthetic = []
     if synthetic_voices:
-        voices = synthesize_recordings(out / "synthetic_recordings", synthetic_voices, seed)
-        rng = np.random.default_rng([seed, len(SPEAKERS), 2])
-        synthetic = write_utterances(
-            voices, SYNTHETIC_UTTERANCES * synthetic_voices, out / "audio" / "synthetic" / "train",
-            "synthetic-train", rng, mixing,
-        )  # fmt: skip
+        recorded = synthesize_recordings(out / "synthetic_recordings", synthetic_voices, seed)
+        for number in range(synthetic_voices):
+            voice = f"synth{number}"
+            rng = np.random.default_rng([seed, len(SPEAKERS), 2, number])
+            synthetic += write_utterances(
+                [r for r in recorded if r.speaker == voice], SYNTHETIC_UTTERANCES,
+                out / "audio" / "synthetic" / "train", f"synthetic-{voice}", rng, mixing,
+            )  # fmt: skip
     for held_out in SPEAKERS:
         others = [speaker for speaker in SPEAKERS if speaker != held_out]
         fold = out / "folds" / held_out
