@@ -139,3 +139,47 @@ def test_checkpoints_without_the_setting_normalise_over_all_frames():
 def test_a_negative_speech_range_is_a_user_error():
     with pytest.raises(UserError, match="speech_range_db=-1"):
         build_model("conv_bilstm", {"speech_range_db": -1})
+
+
+def test_a_prior_pools_its_frames_with_the_utterances_own():
+    """Statistics pooled with a prior of ``(mean, variance, frames)`` are those of the utterance's
+    frames and that many frames of the prior's at the utterance's level, computed here directly
+    on the joined frames; and they do not depend on the recording's gain."""
+    rng = np.random.default_rng(1)
+    speech = torch.from_numpy(rng.standard_normal((12, 4)).astype(np.float32)) * 2 + 3
+    others = torch.from_numpy(rng.standard_normal((30, 4)).astype(np.float32)) - 1
+    prior = (others.mean(0), others.var(0, unbiased=False), 30.0)
+    joined = torch.cat([speech, others - others.mean() + speech.mean()])
+    expected = (speech - joined.mean(0)) / torch.sqrt(joined.var(0, unbiased=False) + 1e-5)
+    ours = F.normalize_per_utterance(speech[None], torch.tensor([12]), prior=prior)
+    torch.testing.assert_close(ours[0], expected, atol=1e-5, rtol=1e-5)
+    louder = F.normalize_per_utterance(speech[None] + 2.3, torch.tensor([12]), prior=prior)  # 10x the power
+    torch.testing.assert_close(louder, ours, atol=1e-5, rtol=1e-5)
+    # a prior of few frames next to the utterance's own barely moves it
+    weak = F.normalize_per_utterance(speech[None], torch.tensor([12]), prior=(*prior[:2], 1e-3))
+    own = F.normalize_per_utterance(speech[None], torch.tensor([12]))
+    torch.testing.assert_close(weak, own, atol=1e-3, rtol=0)
+
+
+def test_the_prior_is_the_training_utterances_average_and_stays_in_evaluation():
+    frontend = LogMelFrontend(8000, 256, 200, 80, 16, prior_frames=50)
+    audio = torch.randn(3, 4000) * torch.tensor([[0.01], [0.1], [1.0]])
+    lengths = torch.tensor([4000, 3000, 2000])
+    features = F.log_mel_spectrogram(audio, frontend.basis, frontend.filterbank, 80)
+    frames = frontend.output_lengths(lengths)
+    own = [features[i, : frames[i]] for i in range(3)]
+    frontend.train()(audio, lengths)  # the first batch sets the averages
+    torch.testing.assert_close(frontend.prior_mean, torch.stack([f.mean(0) for f in own]).mean(0))
+    torch.testing.assert_close(
+        frontend.prior_variance, torch.stack([f.var(0, unbiased=False) for f in own]).mean(0)
+    )
+    kept = frontend.prior_mean.clone()
+    frontend.eval()(audio * 3, lengths)
+    torch.testing.assert_close(frontend.prior_mean, kept)  # evaluation reads, never updates
+    assert {"prior_mean", "prior_variance"} <= set(frontend.state_dict())
+    assert "prior_mean" not in LogMelFrontend(8000, 256, 200, 80, 16).state_dict()
+
+
+def test_a_negative_prior_is_a_user_error():
+    with pytest.raises(UserError, match="prior"):
+        build_model("conv_bilstm", {"stats_prior_seconds": -1})

@@ -203,3 +203,21 @@ def test_recipe_results_count_misspelt_digits(tmp_path):
     path = tmp_path / "test_greedy.utterances.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     assert results.non_word_share(path) == pytest.approx(1 / 3)
+
+
+def test_recipe_results_by_utterance_length(tmp_path):
+    results = load_results_script()
+    rows = [  # two folds' asr-eval lines: errors pooled over the folds, per number of digits
+        [{"words": 1, "substitutions": 1, "deletions": 0, "insertions": 0},
+         {"words": 5, "substitutions": 0, "deletions": 1, "insertions": 0}],
+        [{"words": 1, "substitutions": 0, "deletions": 0, "insertions": 0},
+         {"words": 4, "substitutions": 1, "deletions": 0, "insertions": 1},
+         {"words": 2, "substitutions": 0, "deletions": 0, "insertions": 0}],
+    ]  # fmt: skip
+    for fold, lines in zip(("george", "lucas"), rows, strict=True):
+        (tmp_path / fold).mkdir()
+        text = "".join(json.dumps(row) + "\n" for row in lines)
+        (tmp_path / fold / "test_greedy.utterances.jsonl").write_text(text)
+    table = results.length_table({"run": tmp_path}, ["george", "lucas"])
+    # 1 digit: 1 error in 2 words; 2: none; 3: no utterances; 4-7: 3 errors in 9 words
+    assert "| run | 50.0% | 0.0% | – | 33.3% |" in table

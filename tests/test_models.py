@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from asr import Recognizer
+from asr.audio import load_audio
 from asr.checkpoint import load_model
 from asr.errors import UserError
 from asr.models import MODELS, build_model
@@ -54,10 +55,12 @@ def test_a_second_architecture_trains_exports_and_transcribes(tiny_corpus, tmp_p
     trained = cli("asr-train", "data=manifest", f"data.train_manifest={tiny_corpus}/manifests/train.jsonl",
                   f"data.dev_manifest={tiny_corpus}/manifests/dev.jsonl", "data.batch_size=4",
                   "trainer.max_steps=3", "trainer.progress=false", *TINY_TDNN,
-                  f"hydra.run.dir={run}")  # fmt: skip
+                  "+model.stats_prior_seconds=1", f"hydra.run.dir={run}")  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     checkpoint = run / "checkpoints" / "best.pt"
-    assert torch.load(checkpoint, weights_only=True)["model_name"] == "tdnn"
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["model_name"] == "tdnn"
+    assert saved["model"]["frontend.prior_mean"].abs().sum() > 0  # the training utterances' average
     onnx = tmp_path / "tdnn.onnx"
     exported = cli("asr-export", f"model={checkpoint}", "format=onnx", f"output={onnx}")
     assert exported.returncode == 0, exported.stderr
@@ -65,6 +68,9 @@ def test_a_second_architecture_trains_exports_and_transcribes(tiny_corpus, tmp_p
     eager, artifact = Recognizer.load(checkpoint, "cpu"), Recognizer.load(onnx, "cpu")
     assert artifact.model.name == "tdnn" and artifact.frame_seconds == eager.frame_seconds == 0.04
     assert [r.text for r in artifact.transcribe(audio)] == [r.text for r in eager.transcribe(audio)]
+    waveforms = [load_audio(path, 16000) for path in audio]  # the exported frontend keeps the prior
+    for ours, theirs in zip(artifact.log_probs(waveforms), eager.log_probs(waveforms), strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
     evaluated = cli("asr-eval", f"model={onnx}", f"manifest={tiny_corpus}/manifests/test.jsonl",
                     f"output={tmp_path}/test.json")  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr

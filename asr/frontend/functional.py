@@ -79,9 +79,29 @@ def warp_frequencies(power: torch.Tensor, factors: torch.Tensor, knee: float = 0
     return power.gather(-1, index) * (1 - weight) + power.gather(-1, index + 1) * weight
 
 
+def speech_statistics(
+    features: torch.Tensor, lengths: torch.Tensor, speech_range_db: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per utterance and channel, the mean and variance ``(batch, 1, channels)`` of the valid
+    frames whose mel power is within ``speech_range_db`` dB of the utterance's loudest frame (0:
+    all valid frames), and how many frames that is ``(batch, 1, 1)``."""
+    valid = torch.arange(features.shape[1], device=features.device) < lengths[:, None]
+    used = valid
+    if speech_range_db > 0:
+        energy = torch.logsumexp(features, dim=-1).masked_fill(~valid, -math.inf)  # log mel power
+        peak = energy.amax(1, keepdim=True)
+        used = valid & (energy >= peak - speech_range_db * math.log(10) / 10)
+    used = used.unsqueeze(-1)
+    count = used.sum(1, keepdim=True).clamp(min=1).to(features.dtype)
+    mean = (features * used).sum(1, keepdim=True) / count
+    variance = ((features - mean).square() * used).sum(1, keepdim=True) / count
+    return mean, variance, count
+
+
 def normalize_per_utterance(
-    features: torch.Tensor, lengths: torch.Tensor, speech_range_db: float = 0.0, eps: float = 1e-5
-) -> torch.Tensor:
+    features: torch.Tensor, lengths: torch.Tensor, speech_range_db: float = 0.0, eps: float = 1e-5,
+    prior: tuple[torch.Tensor, torch.Tensor, float] | None = None,
+) -> torch.Tensor:  # fmt: skip
     """Zero mean, unit variance per utterance and channel; padding set to 0.
 
     ``features`` is ``(batch, frames, channels)`` log-mel; ``lengths`` ``(batch,)`` counts valid
@@ -89,15 +109,21 @@ def normalize_per_utterance(
     ``speech_range_db`` dB of the utterance's loudest frame (0: from all valid frames), so that
     silence before, between or after the speech does not move them: the same words give the same
     features with or without a pause around them (a long recording cut at its pauses).
+
+    ``prior``: ``(mean, variance, frames)``, per-channel statistics pooled with each utterance's
+    own as if ``frames`` frames of them, moved to the utterance's level (its mean over channels),
+    were added to it: a short utterance's statistics lean on the prior, a long one's on its own
+    frames, and the result stays independent of the recording's gain.
     """
+    mean, variance, count = speech_statistics(features, lengths, speech_range_db)
+    if prior is not None:
+        prior_mean, prior_variance, weight = prior
+        prior_mean = prior_mean - prior_mean.mean() + mean.mean(-1, keepdim=True)  # at this one's level
+        pooled = (count * mean + weight * prior_mean) / (count + weight)
+        variance = (
+            count * (variance + (mean - pooled).square())
+            + weight * (prior_variance + (prior_mean - pooled).square())
+        ) / (count + weight)
+        mean = pooled
     valid = torch.arange(features.shape[1], device=features.device) < lengths[:, None]
-    used = valid
-    if speech_range_db > 0:
-        energy = torch.logsumexp(features, dim=-1).masked_fill(~valid, -math.inf)  # log mel power
-        peak = energy.amax(1, keepdim=True)
-        used = valid & (energy >= peak - speech_range_db * math.log(10) / 10)
-    mask, used = valid.unsqueeze(-1), used.unsqueeze(-1)
-    count = used.sum(1, keepdim=True).clamp(min=1).to(features.dtype)
-    mean = (features * used).sum(1, keepdim=True) / count
-    variance = ((features - mean).square() * used).sum(1, keepdim=True) / count
-    return ((features - mean) / torch.sqrt(variance + eps)) * mask
+    return ((features - mean) / torch.sqrt(variance + eps)) * valid.unsqueeze(-1)

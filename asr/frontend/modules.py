@@ -41,22 +41,31 @@ class LogMelFrontend(nn.Module):
 
     ``normalization``: ``utterance`` (zero mean, unit variance per utterance and channel: needs the
     whole utterance; statistics from the frames within ``speech_range_db`` dB of the loudest, 0:
-    all) or ``running`` (``RunningNorm``: fixed statistics, frame by frame).
+    all) or ``running`` (``RunningNorm``: fixed statistics, frame by frame). ``prior_frames``
+    (utterance only): each utterance's statistics pooled with those of the training set's average
+    utterance (running averages, kept as buffers) as if that many frames of it were added, so a
+    short utterance is not normalised by the few frames of its own alone; 0: its own alone.
     """
 
     def __init__(
         self, sample_rate: int, n_fft: int, win_length: int, hop_length: int, n_mels: int,
-        normalization: str = "utterance", speech_range_db: float = 0.0,
+        normalization: str = "utterance", speech_range_db: float = 0.0, prior_frames: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__()
-        self.hop_length, self.speech_range_db = hop_length, speech_range_db
+        self.hop_length, self.speech_range_db, self.prior_frames = hop_length, speech_range_db, prior_frames
         self.register_buffer("basis", F.dft_basis(n_fft, torch.hann_window(win_length)), persistent=False)
         self.register_buffer("filterbank", F.mel_filterbank(sample_rate, n_fft, n_mels), persistent=False)
         if normalization not in ("utterance", "running"):
             raise ValueError(f"normalization={normalization!r}: expected utterance or running")
         if speech_range_db < 0 or (normalization == "running" and speech_range_db):
             raise ValueError(f"speech_range_db={speech_range_db}: expected >= 0 (0 with running statistics)")
+        if prior_frames < 0 or (normalization == "running" and prior_frames):
+            raise ValueError(f"prior_frames={prior_frames}: expected >= 0 (0 with running statistics)")
         self.norm = RunningNorm(n_mels) if normalization == "running" else None
+        if prior_frames:
+            self.register_buffer("prior_mean", torch.zeros(n_mels))
+            self.register_buffer("prior_variance", torch.ones(n_mels))
+            self.register_buffer("prior_updates", torch.zeros((), dtype=torch.long))
 
     def output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
         return F.num_frames(sample_lengths, self.hop_length)
@@ -69,7 +78,22 @@ class LogMelFrontend(nn.Module):
         lengths = self.output_lengths(sample_lengths)
         if self.norm is not None:
             return self.norm(features, lengths), lengths
-        return F.normalize_per_utterance(features, lengths, self.speech_range_db), lengths
+        prior = None
+        if self.prior_frames:
+            if self.training:
+                self._update_prior(features, lengths)
+            prior = (self.prior_mean, self.prior_variance, self.prior_frames)
+        return F.normalize_per_utterance(features, lengths, self.speech_range_db, prior=prior), lengths
+
+    @torch.no_grad()
+    def _update_prior(self, features: torch.Tensor, lengths: torch.Tensor, momentum: float = 0.01) -> None:
+        """Running averages of the utterances' own statistics: the first batch sets them, later
+        ones move them slowly, as batch normalisation's do."""
+        mean, variance, _ = F.speech_statistics(features.detach(), lengths, self.speech_range_db)
+        rate = max(momentum, 1.0 / float(self.prior_updates + 1))
+        self.prior_mean.lerp_(mean.mean((0, 1)), rate)
+        self.prior_variance.lerp_(variance.mean((0, 1)), rate)
+        self.prior_updates += 1
 
     def frames(self, padded: torch.Tensor) -> torch.Tensor:
         """Normalised frames of a piece of the centred-padded sample stream (``n_fft + (k - 1) *

@@ -32,6 +32,10 @@ class FrontendDims:
     """Per-utterance normalisation takes its statistics from the frames within this many dB of the
     loudest (speech, not the silence around it); 0: from all frames, as checkpoints written
     before this setting did."""
+    stats_prior_seconds: float = 0.0
+    """Each utterance's statistics are pooled with the training set's average utterance's (kept
+    in the model) as if this many seconds of its speech were added: a short utterance leans on
+    them, a long one on its own; 0: its own alone."""
 
 
 class CTCModel(nn.Module):
@@ -47,9 +51,11 @@ class CTCModel(nn.Module):
     def __init__(self, dims: FrontendDims) -> None:
         super().__init__()
         self.dims = dims
+        if dims.stats_prior_seconds < 0:
+            raise ValueError(f"stats_prior_seconds={dims.stats_prior_seconds}: expected 0 or more")
         self.frontend = LogMelFrontend(
             dims.sample_rate, dims.n_fft, dims.win_length, dims.hop_length, dims.n_mels, self.normalization,
-            dims.speech_range_db,
+            dims.speech_range_db, dims.stats_prior_seconds * dims.sample_rate / dims.hop_length,
         )  # fmt: skip
 
     @staticmethod

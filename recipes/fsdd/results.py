@@ -6,6 +6,8 @@ python recipes/fsdd/results.py EXP [--folds george jackson lucas yweweler]
 python recipes/fsdd/results.py --ablation NAME=EXP [NAME=EXP ...] [--output FILE]
     -> a table with a row per experiment: mean greedy test WER over the folds (and each
        fold's), mean WER with the LM where evaluated, training minutes per fold
+python recipes/fsdd/results.py --by-length NAME=EXP [NAME=EXP ...]
+    -> greedy test WER by the number of digits in the utterance, over the folds' test sets
 """
 
 from __future__ import annotations
@@ -109,16 +111,40 @@ def ablation_table(experiments: dict[str, Path], folds: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def length_table(experiments: dict[str, Path], folds: list[str]) -> str:
+    """Greedy test WER of the utterances of 1, 2, 3 and 4 to 7 digits, pooled over ``folds``."""
+    groups = ["1", "2", "3", "4-7"]
+    lines = [
+        "| experiment | " + " | ".join(f"{g} digits" for g in groups) + " |",
+        "| --- | " + " | ".join("---" for _ in groups) + " |",
+    ]
+    for name, exp in experiments.items():
+        words, errors = dict.fromkeys(groups, 0), dict.fromkeys(groups, 0)
+        for fold in folds:
+            for line in (exp / fold / "test_greedy.utterances.jsonl").read_text().splitlines():
+                row = json.loads(line)
+                group = groups[min(row["words"], 4) - 1]
+                words[group] += row["words"]
+                errors[group] += row["substitutions"] + row["deletions"] + row["insertions"]
+        rates = [errors[g] / words[g] if words[g] else None for g in groups]
+        lines.append(f"| {name} | " + " | ".join(percent(rate) for rate in rates) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("exp", nargs="?", type=Path)
     parser.add_argument("--folds", nargs="+", default=SPEAKERS)
     parser.add_argument("--ablation", nargs="+", metavar="NAME=EXP")
+    parser.add_argument("--by-length", nargs="+", metavar="NAME=EXP")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
-    if args.ablation:
-        experiments = dict(item.split("=", 1) for item in args.ablation)
-        table = ablation_table({name: Path(exp) for name, exp in experiments.items()}, args.folds)
+    if args.ablation or args.by_length:
+        experiments = {
+            name: Path(exp) for name, exp in (item.split("=", 1) for item in args.ablation or args.by_length)
+        }
+        tabulate = ablation_table if args.ablation else length_table
+        table = tabulate(experiments, args.folds)
         print(table)
         if args.output:
             args.output.write_text(table)
