@@ -161,21 +161,25 @@ def test_a_prior_pools_its_frames_with_the_utterances_own():
     torch.testing.assert_close(weak, own, atol=1e-3, rtol=0)
 
 
-def test_the_prior_is_the_training_utterances_average_and_stays_in_evaluation():
+def test_the_prior_is_the_training_utterances_average_and_is_used_in_evaluation():
     frontend = LogMelFrontend(8000, 256, 200, 80, 16, prior_frames=50)
     audio = torch.randn(3, 4000) * torch.tensor([[0.01], [0.1], [1.0]])
     lengths = torch.tensor([4000, 3000, 2000])
     features = F.log_mel_spectrogram(audio, frontend.basis, frontend.filterbank, 80)
     frames = frontend.output_lengths(lengths)
     own = [features[i, : frames[i]] for i in range(3)]
-    frontend.train()(audio, lengths)  # the first batch sets the averages
+    trained, _ = frontend.train()(audio, lengths)  # the first batch sets the averages
+    # training normalises each utterance by its own statistics alone
+    torch.testing.assert_close(trained, F.normalize_per_utterance(features, frames))
     torch.testing.assert_close(frontend.prior_mean, torch.stack([f.mean(0) for f in own]).mean(0))
     torch.testing.assert_close(
         frontend.prior_variance, torch.stack([f.var(0, unbiased=False) for f in own]).mean(0)
     )
     kept = frontend.prior_mean.clone()
-    frontend.eval()(audio * 3, lengths)
+    evaluated, _ = frontend.eval()(audio, lengths)
     torch.testing.assert_close(frontend.prior_mean, kept)  # evaluation reads, never updates
+    prior = (frontend.prior_mean, frontend.prior_variance, 50)
+    torch.testing.assert_close(evaluated, F.normalize_per_utterance(features, frames, prior=prior))
     assert {"prior_mean", "prior_variance"} <= set(frontend.state_dict())
     assert "prior_mean" not in LogMelFrontend(8000, 256, 200, 80, 16).state_dict()
 

@@ -42,9 +42,10 @@ class LogMelFrontend(nn.Module):
     ``normalization``: ``utterance`` (zero mean, unit variance per utterance and channel: needs the
     whole utterance; statistics from the frames within ``speech_range_db`` dB of the loudest, 0:
     all) or ``running`` (``RunningNorm``: fixed statistics, frame by frame). ``prior_frames``
-    (utterance only): each utterance's statistics pooled with those of the training set's average
-    utterance (running averages, kept as buffers) as if that many frames of it were added, so a
-    short utterance is not normalised by the few frames of its own alone; 0: its own alone.
+    (utterance only): in evaluation, each utterance's statistics pooled with those of the training
+    set's average utterance (running averages kept as buffers, updated in training, which
+    normalises by each utterance's own) as if that many frames of it were added, so a short
+    utterance is not normalised by the few frames of its own alone; 0: its own alone.
     """
 
     def __init__(
@@ -79,9 +80,9 @@ class LogMelFrontend(nn.Module):
         if self.norm is not None:
             return self.norm(features, lengths), lengths
         prior = None
-        if self.prior_frames:
-            if self.training:
-                self._update_prior(features, lengths)
+        if self.prior_frames and self.training:
+            self._update_prior(features, lengths)
+        elif self.prior_frames:
             prior = (self.prior_mean, self.prior_variance, self.prior_frames)
         return F.normalize_per_utterance(features, lengths, self.speech_range_db, prior=prior), lengths
 

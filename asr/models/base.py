@@ -33,9 +33,10 @@ class FrontendDims:
     loudest (speech, not the silence around it); 0: from all frames, as checkpoints written
     before this setting did."""
     stats_prior_seconds: float = 0.0
-    """Each utterance's statistics are pooled with the training set's average utterance's (kept
-    in the model) as if this many seconds of its speech were added: a short utterance leans on
-    them, a long one on its own; 0: its own alone."""
+    """In recognition, each utterance's statistics are pooled with the training utterances'
+    average (kept in the model; training normalises each utterance by its own) as if this many
+    seconds of that speech were added: a short utterance leans on them, a long one on its own;
+    0: its own alone."""
 
 
 class CTCModel(nn.Module):
