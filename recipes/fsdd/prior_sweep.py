@@ -20,6 +20,7 @@ import torch
 
 from asr.data.dataset import SpeechDataset
 from asr.data.manifest import read_manifest
+from asr.errors import UserError, exit_on_user_error
 from asr.evaluate import error_rates, transcribe_dataset
 from asr.frontend import functional as F
 from asr.recognizer import Recognizer
@@ -45,7 +46,7 @@ def fold_wers(exp: Path, data: Path, fold: str, seconds: list[float], speaker: b
     recognizer = Recognizer.load(exp / fold / "checkpoints" / "best.pt", device="cpu")
     frontend, dims = recognizer.model.frontend, recognizer.model.dims
     if not hasattr(frontend, "prior_mean"):
-        raise SystemExit(f"{exp / fold}: trained without model.stats_prior_seconds, so it has no prior")
+        raise UserError(f"{exp / fold}: trained without model.stats_prior_seconds, so it has no prior")
     manifest = read_manifest(data / "folds" / fold / "test.jsonl")
     dataset = SpeechDataset(manifest, recognizer.tokenizer, recognizer.sample_rate)
     if speaker:
@@ -58,6 +59,7 @@ def fold_wers(exp: Path, data: Path, fold: str, seconds: list[float], speaker: b
     return wers
 
 
+@exit_on_user_error
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("exp", type=Path)
