@@ -162,7 +162,7 @@ def test_a_prior_pools_its_frames_with_the_utterances_own():
 
 
 def test_the_prior_is_the_training_utterances_average_and_is_used_in_evaluation():
-    frontend = LogMelFrontend(8000, 256, 200, 80, 16, prior_frames=50)
+    frontend = LogMelFrontend(8000, 256, 200, 80, 16, prior_seconds=0.5)  # 50 frames
     audio = torch.randn(3, 4000) * torch.tensor([[0.01], [0.1], [1.0]])
     lengths = torch.tensor([4000, 3000, 2000])
     features = F.log_mel_spectrogram(audio, frontend.basis, frontend.filterbank, 80)

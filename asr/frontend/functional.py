@@ -98,6 +98,36 @@ def speech_statistics(
     return mean, variance, count
 
 
+def pool_with_prior(
+    mean: torch.Tensor, variance: torch.Tensor, count: torch.Tensor,
+    prior: tuple[torch.Tensor, torch.Tensor, float],
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``speech_statistics`` pooled with ``prior``, ``(mean, variance, frames)`` per channel, as if
+    ``frames`` frames of it, moved to each utterance's level (its mean over channels), were added
+    to the utterance's own: a short utterance's statistics lean on the prior, a long one's on its
+    own frames, and the result stays independent of the recording's gain."""
+    prior_mean, prior_variance, weight = prior
+    prior_mean = prior_mean - prior_mean.mean() + mean.mean(-1, keepdim=True)  # at each one's level
+    pooled = (count * mean + weight * prior_mean) / (count + weight)
+    variance = (
+        count * (variance + (mean - pooled).square())
+        + weight * (prior_variance + (prior_mean - pooled).square())
+    ) / (count + weight)
+    return pooled, variance
+
+
+def standardize(
+    features: torch.Tensor,
+    lengths: torch.Tensor,
+    mean: torch.Tensor,
+    variance: torch.Tensor,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """``(features - mean) / sqrt(variance + eps)`` with per-utterance statistics; padding set to 0."""
+    valid = torch.arange(features.shape[1], device=features.device) < lengths[:, None]
+    return ((features - mean) / torch.sqrt(variance + eps)) * valid.unsqueeze(-1)
+
+
 def normalize_per_utterance(
     features: torch.Tensor, lengths: torch.Tensor, speech_range_db: float = 0.0, eps: float = 1e-5,
     prior: tuple[torch.Tensor, torch.Tensor, float] | None = None,
@@ -108,22 +138,10 @@ def normalize_per_utterance(
     frames. The statistics come from the valid frames whose mel power is within
     ``speech_range_db`` dB of the utterance's loudest frame (0: from all valid frames), so that
     silence before, between or after the speech does not move them: the same words give the same
-    features with or without a pause around them (a long recording cut at its pauses).
-
-    ``prior``: ``(mean, variance, frames)``, per-channel statistics pooled with each utterance's
-    own as if ``frames`` frames of them, moved to the utterance's level (its mean over channels),
-    were added to it: a short utterance's statistics lean on the prior, a long one's on its own
-    frames, and the result stays independent of the recording's gain.
+    features with or without a pause around them (a long recording cut at its pauses). ``prior``:
+    statistics to pool them with (``pool_with_prior``).
     """
     mean, variance, count = speech_statistics(features, lengths, speech_range_db)
     if prior is not None:
-        prior_mean, prior_variance, weight = prior
-        prior_mean = prior_mean - prior_mean.mean() + mean.mean(-1, keepdim=True)  # at this one's level
-        pooled = (count * mean + weight * prior_mean) / (count + weight)
-        variance = (
-            count * (variance + (mean - pooled).square())
-            + weight * (prior_variance + (prior_mean - pooled).square())
-        ) / (count + weight)
-        mean = pooled
-    valid = torch.arange(features.shape[1], device=features.device) < lengths[:, None]
-    return ((features - mean) / torch.sqrt(variance + eps)) * valid.unsqueeze(-1)
+        mean, variance = pool_with_prior(mean, variance, count, prior)
+    return standardize(features, lengths, mean, variance, eps)

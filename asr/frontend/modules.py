@@ -8,6 +8,18 @@ from torch import nn
 from asr.frontend import functional as F
 
 
+@torch.no_grad()
+def update_running(
+    averages: list[tuple[torch.Tensor, torch.Tensor]], updates: torch.Tensor, momentum: float
+) -> None:
+    """Move each ``(average, value)`` buffer towards its value: the first update sets them, later
+    ones move them by ``momentum``, as batch normalisation's running statistics."""
+    rate = max(momentum, 1.0 / float(updates + 1))
+    for average, value in averages:
+        average.lerp_(value.detach(), rate)
+    updates += 1
+
+
 class RunningNorm(nn.Module):
     """Per-channel normalisation of ``(batch, frames, channels)`` features by fixed statistics, so
     that each frame is normalised on its own (streaming): in training, by the statistics of the
@@ -28,11 +40,7 @@ class RunningNorm(nn.Module):
         count = mask.sum().clamp(min=1)
         mean = (x * mask).sum((0, 1)) / count
         var = ((x - mean).square() * mask).sum((0, 1)) / count
-        with torch.no_grad():  # the first batch sets them, later ones move them slowly
-            rate = max(self.momentum, 1.0 / float(self.updates + 1))
-            self.running_mean.lerp_(mean.detach(), rate)
-            self.running_var.lerp_(var.detach(), rate)
-            self.updates += 1
+        update_running([(self.running_mean, mean), (self.running_var, var)], self.updates, self.momentum)
         return ((x - mean) / torch.sqrt(var + self.eps)) * mask
 
 
@@ -41,29 +49,32 @@ class LogMelFrontend(nn.Module):
 
     ``normalization``: ``utterance`` (zero mean, unit variance per utterance and channel: needs the
     whole utterance; statistics from the frames within ``speech_range_db`` dB of the loudest, 0:
-    all) or ``running`` (``RunningNorm``: fixed statistics, frame by frame). ``prior_frames``
+    all) or ``running`` (``RunningNorm``: fixed statistics, frame by frame). ``prior_seconds``
     (utterance only): in evaluation, each utterance's statistics pooled with those of the training
     set's average utterance (running averages kept as buffers, updated in training, which
-    normalises by each utterance's own) as if that many frames of it were added, so a short
+    normalises by each utterance's own) as if that many seconds of it were added, so a short
     utterance is not normalised by the few frames of its own alone; 0: its own alone.
     """
 
     def __init__(
         self, sample_rate: int, n_fft: int, win_length: int, hop_length: int, n_mels: int,
-        normalization: str = "utterance", speech_range_db: float = 0.0, prior_frames: float = 0.0,
+        normalization: str = "utterance", speech_range_db: float = 0.0, prior_seconds: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__()
-        self.hop_length, self.speech_range_db, self.prior_frames = hop_length, speech_range_db, prior_frames
+        self.hop_length, self.speech_range_db = hop_length, speech_range_db
+        self.prior_frames = prior_seconds * sample_rate / hop_length
         self.register_buffer("basis", F.dft_basis(n_fft, torch.hann_window(win_length)), persistent=False)
         self.register_buffer("filterbank", F.mel_filterbank(sample_rate, n_fft, n_mels), persistent=False)
         if normalization not in ("utterance", "running"):
             raise ValueError(f"normalization={normalization!r}: expected utterance or running")
         if speech_range_db < 0 or (normalization == "running" and speech_range_db):
             raise ValueError(f"speech_range_db={speech_range_db}: expected >= 0 (0 with running statistics)")
-        if prior_frames < 0 or (normalization == "running" and prior_frames):
-            raise ValueError(f"prior_frames={prior_frames}: expected >= 0 (0 with running statistics)")
+        if prior_seconds < 0 or (normalization == "running" and prior_seconds):
+            raise ValueError(
+                f"stats_prior_seconds={prior_seconds}: expected >= 0 (0 with running statistics)"
+            )
         self.norm = RunningNorm(n_mels) if normalization == "running" else None
-        if prior_frames:
+        if prior_seconds:
             self.register_buffer("prior_mean", torch.zeros(n_mels))
             self.register_buffer("prior_variance", torch.ones(n_mels))
             self.register_buffer("prior_updates", torch.zeros((), dtype=torch.long))
@@ -75,26 +86,24 @@ class LogMelFrontend(nn.Module):
         self, waveform: torch.Tensor, sample_lengths: torch.Tensor, warp: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``warp``: per-utterance frequency-warp factors (vocal tract length perturbation), in training."""
-        features = F.log_mel_spectrogram(waveform, self.basis, self.filterbank, self.hop_length, warp=warp)
-        lengths = self.output_lengths(sample_lengths)
+        features, lengths = self.log_mel(waveform, sample_lengths, warp)
         if self.norm is not None:
             return self.norm(features, lengths), lengths
-        prior = None
-        if self.prior_frames and self.training:
-            self._update_prior(features, lengths)
+        mean, variance, count = F.speech_statistics(features, lengths, self.speech_range_db)
+        if self.prior_frames and self.training:  # the averages of the utterances' own statistics
+            averages = [(self.prior_mean, mean.mean((0, 1))), (self.prior_variance, variance.mean((0, 1)))]
+            update_running(averages, self.prior_updates, momentum=0.01)
         elif self.prior_frames:
             prior = (self.prior_mean, self.prior_variance, self.prior_frames)
-        return F.normalize_per_utterance(features, lengths, self.speech_range_db, prior=prior), lengths
+            mean, variance = F.pool_with_prior(mean, variance, count, prior)
+        return F.standardize(features, lengths, mean, variance), lengths
 
-    @torch.no_grad()
-    def _update_prior(self, features: torch.Tensor, lengths: torch.Tensor, momentum: float = 0.01) -> None:
-        """Running averages of the utterances' own statistics: the first batch sets them, later
-        ones move them slowly, as batch normalisation's do."""
-        mean, variance, _ = F.speech_statistics(features.detach(), lengths, self.speech_range_db)
-        rate = max(momentum, 1.0 / float(self.prior_updates + 1))
-        self.prior_mean.lerp_(mean.mean((0, 1)), rate)
-        self.prior_variance.lerp_(variance.mean((0, 1)), rate)
-        self.prior_updates += 1
+    def log_mel(
+        self, waveform: torch.Tensor, sample_lengths: torch.Tensor, warp: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The log-mel features before normalisation, and their lengths."""
+        features = F.log_mel_spectrogram(waveform, self.basis, self.filterbank, self.hop_length, warp=warp)
+        return features, self.output_lengths(sample_lengths)
 
     def frames(self, padded: torch.Tensor) -> torch.Tensor:
         """Normalised frames of a piece of the centred-padded sample stream (``n_fft + (k - 1) *

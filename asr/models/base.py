@@ -52,11 +52,9 @@ class CTCModel(nn.Module):
     def __init__(self, dims: FrontendDims) -> None:
         super().__init__()
         self.dims = dims
-        if dims.stats_prior_seconds < 0:
-            raise ValueError(f"stats_prior_seconds={dims.stats_prior_seconds}: expected 0 or more")
         self.frontend = LogMelFrontend(
             dims.sample_rate, dims.n_fft, dims.win_length, dims.hop_length, dims.n_mels, self.normalization,
-            dims.speech_range_db, dims.stats_prior_seconds * dims.sample_rate / dims.hop_length,
+            dims.speech_range_db, dims.stats_prior_seconds,
         )  # fmt: skip
 
     @staticmethod

@@ -34,8 +34,7 @@ def speaker_statistics(frontend, dataset: SpeechDataset) -> tuple[torch.Tensor, 
     means, variances = [], []
     for i in range(len(dataset)):
         audio = dataset[i][0][None]
-        features = F.log_mel_spectrogram(audio, frontend.basis, frontend.filterbank, frontend.hop_length)
-        lengths = frontend.output_lengths(torch.tensor([audio.shape[1]]))
+        features, lengths = frontend.log_mel(audio, torch.tensor([audio.shape[1]]))
         mean, variance, _ = F.speech_statistics(features, lengths, frontend.speech_range_db)
         means.append(mean[0, 0])
         variances.append(variance[0, 0])
