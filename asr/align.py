@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from omegaconf import MISSING
 
+from asr import speakers
 from asr.cli import run_tool
 from asr.ctc.alignment import WordTime, align_words, boundary_errors, ctm_lines
 from asr.data.dataset import SpeechDataset
@@ -79,8 +80,9 @@ def align(cfg: AlignConfig) -> dict:
     frame_seconds = recognizer.frame_seconds
     aligned: list[list[WordTime] | None] = [None] * len(dataset)
     for indices, log_probs, frames in recognizer.batches(
-        dataset.durations, lambda i: dataset[i][0], cfg.batch_size, True
-    ):
+        dataset.durations, lambda i: dataset[i][0], cfg.batch_size, True,
+        speakers.for_recognizer(recognizer, dataset),
+    ):  # fmt: skip
         for i, lp, n in zip(indices, log_probs, frames.tolist(), strict=True):
             aligned[i] = align_words(lp[:n], dataset.targets[i].tolist(), tokenizer, frame_seconds)
     ids = [Path(utt.audio_filepath).stem for utt in dataset.utterances]

@@ -17,6 +17,7 @@ import jiwer
 import torch
 from omegaconf import MISSING
 
+from asr import speakers
 from asr.cli import run_tool
 from asr.data.dataset import SpeechDataset
 from asr.data.manifest import read_manifest
@@ -32,9 +33,12 @@ def transcribe_dataset(
     decode: Decoder,
     batch_size: int = 16,
     progress: bool = False,
+    by_speaker: bool = True,
 ) -> list[str]:
-    """Transcripts of every utterance, in dataset order."""
-    batches = recognizer.batches(dataset.durations, lambda i: dataset[i][0], batch_size, progress)
+    """Transcripts of every utterance, in dataset order; ``by_speaker``: with per-speaker feature
+    statistics where the model was trained with them (``asr.speakers``)."""
+    speaker = speakers.for_recognizer(recognizer, dataset) if by_speaker else None
+    batches = recognizer.batches(dataset.durations, lambda i: dataset[i][0], batch_size, progress, speaker)
     return decode_batches(batches, decode, len(dataset))
 
 
@@ -79,6 +83,10 @@ class EvalConfig:
     beam_size: int = 50
     beam_threshold: float = 25.0
     batch_size: int = 16
+    speakers: bool = True
+    """For a model trained with ``model.speaker_statistics``: normalise each utterance by its
+    speaker's statistics, from the manifest's other utterances of that speaker; false: by its own,
+    as when files are transcribed one at a time."""
     device: Device = Device.auto
     threads: int | None = None
     """CPU threads for torch and onnxruntime; None: their defaults."""
@@ -126,7 +134,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         return texts
 
     start = time.perf_counter()
-    hypotheses = transcribe_dataset(recognizer, dataset, timed_decoder, cfg.batch_size, progress=True)
+    hypotheses = transcribe_dataset(recognizer, dataset, timed_decoder, cfg.batch_size, True, cfg.speakers)
     seconds, audio_seconds = time.perf_counter() - start, sum(dataset.durations)
     summary = {
         **error_rates(dataset.texts, hypotheses),

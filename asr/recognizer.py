@@ -101,19 +101,24 @@ class Recognizer:
     @torch.no_grad()
     def batches(
         self, lengths: Sequence[float], load: Callable[[int], torch.Tensor], batch_size: int = 16,
-        progress: bool = False,
+        progress: bool = False, speaker: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:  # fmt: skip
         """``(indices, log_probs, frames)`` for batches of utterances ``0 .. len(lengths) - 1``:
         ``load(i)`` gives utterance i's audio ``(samples,)``, ``lengths`` (durations or sample
-        counts) group utterances of similar length."""
+        counts) group utterances of similar length. ``speaker``: each utterance's speaker's feature
+        statistics, ``(mean, variance)`` ``(utterances, channels)`` (``asr.speakers``)."""
         was_training = self.model.training
         self.model.eval()
         no_target = torch.zeros(0, dtype=torch.long)
         try:
             for indices in tqdm(sorted_batches(lengths, batch_size), desc="decoding", unit="batch",
                                 disable=not progress, leave=False):  # fmt: skip
-                batch = collate([(load(i), no_target) for i in indices]).to(self.device)
-                yield indices, *self.model(batch.waveforms, batch.sample_lengths)
+                batch = collate([(load(i), no_target, i) for i in indices]).to(self.device)
+                if speaker is None:
+                    yield indices, *self.model(batch.waveforms, batch.sample_lengths)
+                else:
+                    stats = tuple(s[indices].to(self.device) for s in speaker)
+                    yield indices, *self.model(batch.waveforms, batch.sample_lengths, speaker=stats)
         finally:
             self.model.train(was_training)
 

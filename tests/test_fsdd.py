@@ -52,6 +52,8 @@ def test_folds_are_speaker_disjoint_and_pools_share_no_recording(recordings, tmp
         assert [len(fold[split]) for split in SMALL] == [6 * 3, 3 * 3, 4]
         speakers = {split: {u.audio_filepath.parent.parent.name for u in fold[split]} for split in SMALL}
         assert speakers["test"] == {held_out} and held_out not in speakers["train"] | speakers["dev"]
+        for split in SMALL:  # the manifests name each utterance's speaker, for per-speaker statistics
+            assert all(u.speaker == u.audio_filepath.parent.parent.name for u in fold[split])
         for utterance in fold["test"]:
             words = utterance.text.split()
             assert 1 <= len(words) <= 7 and set(words) <= set(fsdd.WORDS)

@@ -112,6 +112,7 @@ def test_extract_and_manifest(tmp_path):
     utterances = split_utterances(tmp_path / "data" / "LibriSpeech" / "dev-clean")
     assert [u.text for u in utterances] == ["go do you hear", "but in less than five minutes"]
     assert [u.duration for u in utterances] == [1.0, 2.0]
+    assert [u.speaker for u in utterances] == [u.audio_filepath.parent.parent.name for u in utterances]
     with pytest.raises(UserError, match="not a LibriSpeech split"):
         split_utterances(tmp_path)
 

@@ -25,6 +25,10 @@ def test_round_trip_keeps_paths_relative(tmp_path):
     assert line["audio_filepath"] == "../audio/x.flac"
     (back,) = read_manifest(tmp_path / "manifests" / "m.jsonl")
     assert back.audio_filepath.resolve() == utts[0].audio_filepath and back.text == "some text"
+    assert "speaker" not in line and back.speaker == ""
+    write_manifest(tmp_path / "s.jsonl", [Utterance(tmp_path / "x.flac", 1.0, "hi", speaker="ann")])
+    assert json.loads((tmp_path / "s.jsonl").read_text())["speaker"] == "ann"
+    assert read_manifest(tmp_path / "s.jsonl")[0].speaker == "ann"
 
 
 @pytest.mark.parametrize("line, message", [
@@ -34,6 +38,7 @@ def test_round_trip_keeps_paths_relative(tmp_path):
     ('{"audio_filepath": "a.wav", "duration": "long", "text": "x"}', "must be numbers"),
     ('{"audio_filepath": "a.wav", "duration": NaN, "text": "x"}', "duration must be finite"),
     ('{"audio_filepath": "a.wav", "duration": 1, "offset": -2, "text": "x"}', "offset not negative"),
+    ('{"audio_filepath": "a.wav", "duration": 1, "text": "x", "speaker": 7}', "speaker must be strings"),
 ])  # fmt: skip
 def test_bad_line_reports_file_and_line_number(tmp_path, line, message):
     manifest = tmp_path / "m.jsonl"

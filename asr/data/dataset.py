@@ -15,7 +15,7 @@ from asr.text import Tokenizer, UnknownCharacterError, normalize_text
 
 
 class SpeechDataset(torch.utils.data.Dataset):
-    """Yields ``(waveform, token_ids)``; transcripts are normalised and checked up front, so a
+    """Yields ``(waveform, token_ids, index)``; transcripts are normalised and checked up front, so a
     character the tokenizer lacks stops the run before training, naming the manifest line."""
 
     def __init__(
@@ -42,18 +42,25 @@ class SpeechDataset(torch.utils.data.Dataset):
     def durations(self) -> list[float]:
         return [utt.duration for utt in self.utterances]
 
+    @property
+    def speakers(self) -> list[str]:
+        return [utt.speaker for utt in self.utterances]
+
     def set_epoch(self, epoch: int) -> None:
         """Augmentation draws from ``(seed, epoch, index)``: new each epoch, the same after a resume."""
         self.epoch = epoch
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def audio(self, index: int) -> np.ndarray:
+        """Utterance ``index``'s audio, without augmentation."""
         utt = self.utterances[index]
-        audio = load_audio(
-            utt.audio_filepath, self.sample_rate, utt.offset, utt.duration if utt.offset else None
-        )
+        duration = utt.duration if utt.offset else None
+        return load_audio(utt.audio_filepath, self.sample_rate, utt.offset, duration)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        audio = self.audio(index)
         if self.augment is not None:
             audio = self.augment(audio, np.random.default_rng([self.seed, self.epoch, index]))
-        return torch.from_numpy(audio), self.targets[index]
+        return torch.from_numpy(audio), self.targets[index], index
 
 
 @dataclass
@@ -64,16 +71,19 @@ class Batch:
     targets: torch.Tensor
     """``(batch, max_target)`` zero-padded token ids."""
     target_lengths: torch.Tensor
+    indices: torch.Tensor
+    """``(batch,)`` each utterance's index in its dataset."""
 
     def to(self, device: torch.device) -> Batch:
         return Batch(*(tensor.to(device, non_blocking=True) for tensor in vars(self).values()))
 
 
-def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> Batch:
-    waveforms, targets = zip(*items, strict=True)
+def collate(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> Batch:
+    waveforms, targets, indices = zip(*items, strict=True)
     return Batch(
         torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True),
         torch.tensor([len(w) for w in waveforms]),
         torch.nn.utils.rnn.pad_sequence(targets, batch_first=True),
         torch.tensor([len(t) for t in targets]),
+        torch.tensor(indices),
     )

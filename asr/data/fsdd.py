@@ -168,7 +168,7 @@ SYNTHETIC_REPEATS = 5
 SYNTHETIC_UTTERANCES = 20
 """Synthetic utterances per synthetic voice, each from that voice's recordings alone, as a real
 speaker's are."""
-LAYOUT = 2
+LAYOUT = 3
 """Version of what ``prepare`` writes, in its marker ``fsdd.json``."""
 
 
@@ -210,13 +210,15 @@ def _voice_recordings(job: tuple[int, Voice, Path, int]) -> list[Recording]:
 def write_utterances(
     sources: list[Recording], count: int, folder: Path, name: str, rng: np.random.Generator, mixing: Mixing
 ) -> list[Utterance]:
-    """``count`` connected-digit utterances from ``sources``, ``folder/<name>-NNNN.flac``."""
+    """``count`` connected-digit utterances from ``sources`` (one speaker's),
+    ``folder/<name>-NNNN.flac``."""
     utterances = []
     for n in range(count):
         audio, text = connect(sources, rng, mixing)
         path = folder / f"{name}-{n:04d}.flac"
         save_audio(path, audio, SAMPLE_RATE)
-        utterances.append(Utterance(path.resolve(), len(audio) / SAMPLE_RATE, text))
+        duration, speaker = len(audio) / SAMPLE_RATE, sources[0].speaker
+        utterances.append(Utterance(path.resolve(), duration, text, speaker=speaker))
     return utterances
 
 

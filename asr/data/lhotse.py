@@ -43,7 +43,8 @@ def _audio_path(recording: dict, where: Path) -> Path:
 def _utterance(supervision: dict, recording: dict, where: Path) -> Utterance:
     text = normalize_text(supervision.get("text") or "")
     return Utterance(_audio_path(recording, where), float(supervision["duration"]), text,
-                     float(supervision.get("start", 0.0)), f"{where}:{supervision['id']}")  # fmt: skip
+                     float(supervision.get("start", 0.0)), f"{where}:{supervision['id']}",
+                     str(supervision.get("speaker") or ""))  # fmt: skip
 
 
 def convert(folder: Path, out: Path) -> dict[str, int]:

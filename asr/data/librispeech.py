@@ -56,7 +56,10 @@ def split_utterances(split_dir: Path) -> list[Utterance]:
                 info = soundfile.info(audio)
             except (soundfile.LibsndfileError, RuntimeError) as error:
                 raise UserError(f"{transcript}:{number}: cannot read {audio.name} ({error})") from None
-            utterances.append(Utterance(audio, info.frames / info.samplerate, normalize_text(text)))
+            speaker = utt_id.split("-")[0]
+            utterances.append(
+                Utterance(audio, info.frames / info.samplerate, normalize_text(text), speaker=speaker)
+            )
     return utterances
 
 

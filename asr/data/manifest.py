@@ -1,4 +1,5 @@
-"""JSON-lines manifests in the NeMo format: ``{"audio_filepath", "duration", "text"[, "offset"]}``.
+"""JSON-lines manifests in the NeMo format: ``{"audio_filepath", "duration", "text"[, "offset",
+"speaker"]}``.
 
 Relative audio paths are resolved against the manifest's folder, so a corpus and its manifests
 can be moved together.
@@ -29,6 +30,8 @@ class Utterance:
     offset: float = 0.0
     source: str = ""
     """Where the utterance was described (``manifest:line``), for error messages."""
+    speaker: str = ""
+    """Who speaks (any label; empty: not known), for per-speaker feature statistics."""
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
@@ -57,8 +60,8 @@ def _parse_line(path: Path, number: int, line: str) -> Utterance:
     missing = [key for key in ("audio_filepath", "duration", "text") if key not in row]
     if missing:
         raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
-    if not isinstance(row["audio_filepath"], str) or not isinstance(row["text"], str):
-        raise ManifestError(f"{where}: audio_filepath and text must be strings")
+    if not all(isinstance(row.get(key, ""), str) for key in ("audio_filepath", "text", "speaker")):
+        raise ManifestError(f"{where}: audio_filepath, text and speaker must be strings")
     try:
         duration, offset = float(row["duration"]), float(row.get("offset", 0.0))
     except (TypeError, ValueError):
@@ -68,7 +71,7 @@ def _parse_line(path: Path, number: int, line: str) -> Utterance:
     audio = Path(row["audio_filepath"])
     if not audio.is_absolute():
         audio = path.parent / audio
-    return Utterance(audio, duration, row["text"], offset, where)
+    return Utterance(audio, duration, row["text"], offset, where, row.get("speaker", ""))
 
 
 def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> None:
@@ -83,6 +86,8 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
         }
         if utt.offset:
             entry["offset"] = utt.offset
+        if utt.speaker:
+            entry["speaker"] = utt.speaker
         return entry
 
     write_jsonl(path, (row(utt) for utt in utterances))

@@ -98,6 +98,13 @@ def speech_statistics(
     return mean, variance, count
 
 
+def at_level(mean: torch.Tensor, utterance_mean: torch.Tensor) -> torch.Tensor:
+    """``mean`` (per channel, or per utterance and channel) moved to the level of each utterance's
+    ``utterance_mean`` ``(batch, 1, channels)``: the same mean over channels, so that statistics
+    taken from other recordings keep the utterance's gain."""
+    return mean - mean.mean(-1, keepdim=True) + utterance_mean.mean(-1, keepdim=True)
+
+
 def pool_with_prior(
     mean: torch.Tensor, variance: torch.Tensor, count: torch.Tensor,
     prior: tuple[torch.Tensor, torch.Tensor, float],
@@ -107,7 +114,7 @@ def pool_with_prior(
     to the utterance's own: a short utterance's statistics lean on the prior, a long one's on its
     own frames, and the result stays independent of the recording's gain."""
     prior_mean, prior_variance, weight = prior
-    prior_mean = prior_mean - prior_mean.mean() + mean.mean(-1, keepdim=True)  # at each one's level
+    prior_mean = at_level(prior_mean, mean)
     pooled = (count * mean + weight * prior_mean) / (count + weight)
     variance = (
         count * (variance + (mean - pooled).square())

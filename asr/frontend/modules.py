@@ -54,6 +54,10 @@ class LogMelFrontend(nn.Module):
     set's average utterance (running averages kept as buffers, updated in training, which
     normalises by each utterance's own) as if that many seconds of it were added, so a short
     utterance is not normalised by the few frames of its own alone; 0: its own alone.
+
+    ``forward``'s ``speaker`` (utterance only), ``(mean, variance)`` ``(batch, channels)``: each
+    utterance's speaker's statistics (per-speaker normalisation), moved to its own level, replace
+    its own in training and evaluation.
     """
 
     def __init__(
@@ -83,17 +87,23 @@ class LogMelFrontend(nn.Module):
         return F.num_frames(sample_lengths, self.hop_length)
 
     def forward(
-        self, waveform: torch.Tensor, sample_lengths: torch.Tensor, warp: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``warp``: per-utterance frequency-warp factors (vocal tract length perturbation), in training."""
+        self, waveform: torch.Tensor, sample_lengths: torch.Tensor, warp: torch.Tensor | None = None,
+        speaker: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """``warp``: per-utterance frequency-warp factors (vocal tract length perturbation), in
+        training; ``speaker``: per-speaker statistics (above)."""
         features, lengths = self.log_mel(waveform, sample_lengths, warp)
         if self.norm is not None:
+            if speaker is not None:
+                raise ValueError("per-speaker statistics need utterance normalisation, not running")
             return self.norm(features, lengths), lengths
         mean, variance, count = F.speech_statistics(features, lengths, self.speech_range_db)
         if self.prior_frames and self.training:  # the averages of the utterances' own statistics
             averages = [(self.prior_mean, mean.mean((0, 1))), (self.prior_variance, variance.mean((0, 1)))]
             update_running(averages, self.prior_updates, momentum=0.01)
-        elif self.prior_frames:
+        if speaker is not None:
+            mean, variance = F.at_level(speaker[0][:, None], mean), speaker[1][:, None]
+        elif self.prior_frames and not self.training:
             prior = (self.prior_mean, self.prior_variance, self.prior_frames)
             mean, variance = F.pool_with_prior(mean, variance, count, prior)
         return F.standardize(features, lengths, mean, variance), lengths

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from omegaconf import MISSING
 
+from asr import speakers
 from asr.cli import run_tool
 from asr.data.dataset import SpeechDataset
 from asr.data.manifest import read_manifest
@@ -55,8 +56,12 @@ def tune(cfg: TuneConfig) -> dict:
         emissions = [
             (indices, log_probs.float().cpu(), frames.cpu())
             for indices, log_probs, frames in recognizer.batches(
-                dataset.durations, lambda i: dataset[i][0], cfg.batch_size, progress=True
-            )
+                dataset.durations,
+                lambda i: dataset[i][0],
+                cfg.batch_size,
+                progress=True,
+                speaker=speakers.for_recognizer(recognizer, dataset),
+            )  # fmt: skip
         ]
     grid = []
     for lm_weight in cfg.lm_weights:

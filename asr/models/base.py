@@ -37,6 +37,10 @@ class FrontendDims:
     average (kept in the model; training normalises each utterance by its own) as if this many
     seconds of that speech were added: a short utterance leans on them, a long one on its own;
     0: its own alone."""
+    speaker_statistics: bool = False
+    """Each utterance is normalised by its speaker's statistics (the average of the speaker's
+    utterances' own, moved to the utterance's level; ``asr.speakers``), in training and in
+    recognition, where a manifest names speakers; an utterance without one, by its own."""
 
 
 class CTCModel(nn.Module):
@@ -52,6 +56,8 @@ class CTCModel(nn.Module):
     def __init__(self, dims: FrontendDims) -> None:
         super().__init__()
         self.dims = dims
+        if dims.speaker_statistics and self.normalization != "utterance":
+            raise ValueError(f"speaker_statistics: {self.name} normalises frame by frame, not by statistics")
         self.frontend = LogMelFrontend(
             dims.sample_rate, dims.n_fft, dims.win_length, dims.hop_length, dims.n_mels, self.normalization,
             dims.speech_range_db, dims.stats_prior_seconds,
@@ -86,10 +92,12 @@ class CTCModel(nn.Module):
         raise NotImplementedError
 
     def forward(
-        self, waveform: torch.Tensor, sample_lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(batch, samples)`` audio to ``(batch, time, vocab)`` log-probs and ``(batch,)`` lengths."""
-        return self.classify(*self.frontend(waveform, sample_lengths))
+        self, waveform: torch.Tensor, sample_lengths: torch.Tensor,
+        speaker: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """``(batch, samples)`` audio to ``(batch, time, vocab)`` log-probs and ``(batch,)`` lengths;
+        ``speaker``: each utterance's speaker's feature statistics (``LogMelFrontend``)."""
+        return self.classify(*self.frontend(waveform, sample_lengths, speaker=speaker))
 
 
 def output_lengths(cls: type[CTCModel], dims: FrontendDims, sample_lengths: torch.Tensor) -> torch.Tensor:
