@@ -33,11 +33,11 @@ def transcribe_dataset(
     decode: Decoder,
     batch_size: int = 16,
     progress: bool = False,
-    by_speaker: bool = True,
+    by_speaker: bool | None = None,
 ) -> list[str]:
     """Transcripts of every utterance, in dataset order; ``by_speaker``: with per-speaker feature
-    statistics where the model was trained with them (``asr.speakers``)."""
-    speaker = speakers.for_recognizer(recognizer, dataset) if by_speaker else None
+    statistics (``asr.speakers``; None: as the model's ``speaker_statistics`` says)."""
+    speaker = speakers.for_recognizer(recognizer, dataset, by_speaker)
     batches = recognizer.batches(dataset.durations, lambda i: dataset[i][0], batch_size, progress, speaker)
     return decode_batches(batches, decode, len(dataset))
 
@@ -83,10 +83,10 @@ class EvalConfig:
     beam_size: int = 50
     beam_threshold: float = 25.0
     batch_size: int = 16
-    speakers: bool = True
-    """For a model trained with ``model.speaker_statistics``: normalise each utterance by its
-    speaker's statistics, from the manifest's other utterances of that speaker; false: by its own,
-    as when files are transcribed one at a time."""
+    speakers: bool | None = None
+    """true: normalise each utterance by its speaker's feature statistics, from the manifest's
+    utterances of that speaker (``asr/speakers.py``); false: by its own, as when files are
+    transcribed one at a time; default: as the model's ``speaker_statistics`` says."""
     device: Device = Device.auto
     threads: int | None = None
     """CPU threads for torch and onnxruntime; None: their defaults."""

@@ -113,7 +113,7 @@ class Recognizer:
         try:
             for indices in tqdm(sorted_batches(lengths, batch_size), desc="decoding", unit="batch",
                                 disable=not progress, leave=False):  # fmt: skip
-                batch = collate([(load(i), no_target, i) for i in indices]).to(self.device)
+                batch = collate([(load(i), no_target) for i in indices]).to(self.device)
                 if speaker is None:
                     yield indices, *self.model(batch.waveforms, batch.sample_lengths)
                 else:

@@ -2,10 +2,11 @@
 utterance's level.
 
 A few seconds of one voice say little about where its formants and spectral tilt sit; all of
-that speaker's utterances say much more. With ``model.speaker_statistics``, each utterance is
-normalised by its speaker's statistics (the average of its speaker's utterances' own, as
-``asr.frontend.functional.speech_statistics`` takes them), moved to its own level so its gain
-does not matter, in training and in recognition of a manifest whose lines name speakers.
+that speaker's utterances say much more. With ``model.speaker_statistics``, recognition of a
+manifest whose lines name speakers normalises each utterance by its speaker's statistics (the
+average of its speaker's utterances' own, as ``asr.frontend.functional.speech_statistics`` takes
+them), moved to its own level so that its gain does not matter. Training is unchanged: each
+utterance by its own statistics, so the model also serves a recording whose speaker is unknown.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import defaultdict
 import torch
 
 from asr.data.dataset import SpeechDataset, collate
+from asr.errors import UserError
 from asr.frontend import LogMelFrontend
 from asr.frontend import functional as F
 from asr.models.base import CTCModel
@@ -33,7 +35,7 @@ def speaker_statistics(
     no_target = torch.zeros(0, dtype=torch.long)
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
-        batch = collate([(torch.from_numpy(dataset.audio(i)), no_target, i) for i in indices]).to(device)
+        batch = collate([(torch.from_numpy(dataset.audio(i)), no_target) for i in indices]).to(device)
         features, lengths = frontend.log_mel(batch.waveforms, batch.sample_lengths)
         mean, variance, _ = F.speech_statistics(features, lengths, frontend.speech_range_db)
         for j, i in enumerate(indices):
@@ -50,11 +52,18 @@ def speaker_statistics(
 
 
 def for_recognizer(
-    recognizer: Recognizer, dataset: SpeechDataset
+    recognizer: Recognizer, dataset: SpeechDataset, use: bool | None = None
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The speaker statistics ``recognizer.batches`` takes for ``dataset``: None unless its model
-    was trained with them (an exported artifact normalises each utterance by its own)."""
+    """The speaker statistics ``recognizer.batches`` takes for ``dataset``, or None (each
+    utterance by its own): ``use`` True or False, else as the model's ``speaker_statistics`` says.
+    An exported artifact has no frontend to take them: True is an error there."""
     model = recognizer.model
-    if not (isinstance(model, CTCModel) and model.dims.speaker_statistics):
+    if use is None:
+        use = isinstance(model, CTCModel) and model.dims.speaker_statistics
+    if not use:
         return None
+    if not isinstance(model, CTCModel):
+        raise UserError("speakers=true: an exported model normalises each utterance by its own statistics")
+    if model.normalization != "utterance":
+        raise UserError(f"speakers=true: {model.name} normalises frame by frame, not by statistics")
     return speaker_statistics(model.frontend, dataset, recognizer.device)

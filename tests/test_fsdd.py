@@ -188,11 +188,15 @@ def test_recipe_results_table(tmp_path):
         run = tmp_path / fold
         run.mkdir()
         (run / "metrics.jsonl").write_text(json.dumps({"step": 10, "dev/wer": wer / 2}) + "\n")
-        for decoder, factor in (("greedy", 1.0), ("beam_lm", 0.5)):
+        for decoder, factor in (("greedy", 1.0), ("beam_lm", 0.5), ("greedy_speakers", 0.1)):
             summary = {"wer": wer * factor, "cer": wer / 3, "num_utterances": 300}
             (run / f"test_{decoder}.json").write_text(json.dumps(summary))
     table = results.fold_table(tmp_path, list(fsdd.SPEAKERS))
     assert "| **mean** | **25.0%** |" in table and "| lucas | 30.0% |" in table and "**12.5%**" in table
+    # the same checkpoints recognised another way (test_greedy_speakers.json): EXP@speakers
+    rows = results.ablation_table({"a": tmp_path, "b": f"{tmp_path}@speakers"}, list(fsdd.SPEAKERS))
+    assert "| a | **25.0%** | 10.0% | 20.0% | 30.0% | 40.0% | 12.5% |" in rows
+    assert "| b | **2.5%** | 1.0% | 2.0% | 3.0% | 4.0% | – |" in rows
 
 
 def test_recipe_results_count_misspelt_digits(tmp_path):

@@ -1,5 +1,5 @@
-"""Per-speaker feature statistics: what they are, how the frontend uses them, and that training
-and recognition hand each utterance its own speaker's."""
+"""Per-speaker feature statistics: what they are, how the frontend uses them, and that
+recognition hands each utterance its own speaker's."""
 
 import dataclasses
 
@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from asr.data.dataset import SpeechDataset, collate
+from asr.data.dataset import SpeechDataset
 from asr.data.manifest import read_manifest
-from asr.data.sampler import BucketBatchSampler
 from asr.errors import UserError
 from asr.frontend import LogMelFrontend
 from asr.frontend import functional as F
@@ -64,14 +63,6 @@ def test_speaker_statistics_replace_the_utterances_own_at_its_level():
     torch.testing.assert_close(quiet[0, :50], expected, atol=1e-5, rtol=1e-5)
 
 
-def test_batches_carry_their_utterances_indices(tiny_corpus):
-    dataset = tiny_dataset(tiny_corpus)
-    sampler = BucketBatchSampler(dataset.durations, batch_size=3, seed=1)
-    for indices in sampler.rank_batches(0):
-        batch = collate([dataset[i] for i in indices])
-        assert batch.indices.tolist() == list(indices)
-
-
 def test_recognition_passes_each_utterance_its_speakers_statistics(tiny_corpus):
     model = build_model("conv_bilstm", {"n_mels": 32, "rnn_hidden": 8, "rnn_layers": 1}).eval()
     recognizer = Recognizer(model, CharTokenizer())
@@ -91,22 +82,27 @@ def test_streaming_models_have_no_speaker_statistics():
 
 
 @pytest.mark.slow
-def test_a_model_trained_with_speaker_statistics_uses_them_in_recognition(tiny_corpus, tmp_path):
+def test_a_model_with_speaker_statistics_uses_them_in_recognition(tiny_corpus, tmp_path):
     run = tmp_path / "run"
     trained = cli("asr-train", "data=manifest", f"data.train_manifest={tiny_corpus}/manifests/train.jsonl",
                   f"data.dev_manifest={tiny_corpus}/manifests/dev.jsonl", "data.batch_size=4",
                   "trainer.max_steps=3", "trainer.progress=false", *TINY_MODEL,
-                  "+model.speaker_statistics=true", f"hydra.run.dir={run}")  # fmt: skip
+                  "model.speaker_statistics=true", f"hydra.run.dir={run}")  # fmt: skip
     assert trained.returncode == 0, trained.stderr
-    assert "feature statistics of 3 speakers" in trained.stdout
     recognizer = Recognizer.load(run / "checkpoints" / "best.pt", "cpu")
-    assert recognizer.model.dims.speaker_statistics
+    assert recognizer.model.dims.speaker_statistics  # the checkpoint says how to recognise with it
     dataset = tiny_dataset(tiny_corpus, "test")
     given = for_recognizer(recognizer, dataset)  # what asr-eval, asr-tune-lm and asr-align pass
     expected = speaker_statistics(recognizer.model.frontend, dataset, torch.device("cpu"))
     assert given is not None and all(torch.equal(a, b) for a, b in zip(given, expected, strict=True))
+    assert for_recognizer(recognizer, dataset, use=False) is None  # asr-eval speakers=false
     plain = Recognizer(build_model("conv_bilstm", {"n_mels": 32}), CharTokenizer())
     assert for_recognizer(plain, dataset) is None
-    evaluated = cli("asr-eval", f"model={run}/checkpoints/best.pt", f"output={tmp_path}/test.json",
-                    f"manifest={tiny_corpus}/manifests/test.jsonl")  # fmt: skip
-    assert evaluated.returncode == 0, evaluated.stderr
+    assert for_recognizer(plain, dataset, use=True) is not None  # asr-eval speakers=true
+    checkpoint, onnx = run / "checkpoints" / "best.pt", tmp_path / "model.onnx"
+    assert cli("asr-export", f"model={checkpoint}", "format=onnx", f"output={onnx}").returncode == 0
+    for model, speakers, error in [(checkpoint, "false", ""), (onnx, "true", "exported")]:
+        evaluated = cli("asr-eval", f"model={model}", f"output={tmp_path}/test.json", f"speakers={speakers}",
+                        f"manifest={tiny_corpus}/manifests/test.jsonl")  # fmt: skip
+        assert evaluated.returncode == (2 if error else 0), evaluated.stderr
+        assert error in evaluated.stderr and "Traceback" not in evaluated.stderr

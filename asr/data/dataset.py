@@ -15,7 +15,7 @@ from asr.text import Tokenizer, UnknownCharacterError, normalize_text
 
 
 class SpeechDataset(torch.utils.data.Dataset):
-    """Yields ``(waveform, token_ids, index)``; transcripts are normalised and checked up front, so a
+    """Yields ``(waveform, token_ids)``; transcripts are normalised and checked up front, so a
     character the tokenizer lacks stops the run before training, naming the manifest line."""
 
     def __init__(
@@ -56,11 +56,11 @@ class SpeechDataset(torch.utils.data.Dataset):
         duration = utt.duration if utt.offset else None
         return load_audio(utt.audio_filepath, self.sample_rate, utt.offset, duration)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         audio = self.audio(index)
         if self.augment is not None:
             audio = self.augment(audio, np.random.default_rng([self.seed, self.epoch, index]))
-        return torch.from_numpy(audio), self.targets[index], index
+        return torch.from_numpy(audio), self.targets[index]
 
 
 @dataclass
@@ -71,19 +71,16 @@ class Batch:
     targets: torch.Tensor
     """``(batch, max_target)`` zero-padded token ids."""
     target_lengths: torch.Tensor
-    indices: torch.Tensor
-    """``(batch,)`` each utterance's index in its dataset."""
 
     def to(self, device: torch.device) -> Batch:
         return Batch(*(tensor.to(device, non_blocking=True) for tensor in vars(self).values()))
 
 
-def collate(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> Batch:
-    waveforms, targets, indices = zip(*items, strict=True)
+def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> Batch:
+    waveforms, targets = zip(*items, strict=True)
     return Batch(
         torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True),
         torch.tensor([len(w) for w in waveforms]),
         torch.nn.utils.rnn.pad_sequence(targets, batch_first=True),
         torch.tensor([len(t) for t in targets]),
-        torch.tensor(indices),
     )

@@ -36,9 +36,10 @@ VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f
             "benjamin", "david", "ed", "edward", "grandpa", "ian", "john", "linda", "max", "michael",
             "paul", "quincy", "rob", "robert", "steph", "travis"]  # fmt: skip
 SPLITS = ("train", "dev", "test")
-LAYOUT = 3
+LAYOUT = 4
 """Version of what a corpus folder holds; 2 added ``alignments/<split>.jsonl`` (word start times),
-3 seeded espeak-ng's noise generator (breathy voices were not reproducible)."""
+3 seeded espeak-ng's noise generator (breathy voices were not reproducible), 4 named each
+utterance's speaker in the manifests."""
 
 
 @dataclass

@@ -57,7 +57,7 @@ class LogMelFrontend(nn.Module):
 
     ``forward``'s ``speaker`` (utterance only), ``(mean, variance)`` ``(batch, channels)``: each
     utterance's speaker's statistics (per-speaker normalisation), moved to its own level, replace
-    its own in training and evaluation.
+    its own (and the prior).
     """
 
     def __init__(

@@ -38,9 +38,9 @@ class FrontendDims:
     seconds of that speech were added: a short utterance leans on them, a long one on its own;
     0: its own alone."""
     speaker_statistics: bool = False
-    """Each utterance is normalised by its speaker's statistics (the average of the speaker's
-    utterances' own, moved to the utterance's level; ``asr.speakers``), in training and in
-    recognition, where a manifest names speakers; an utterance without one, by its own."""
+    """In recognition of a manifest that names speakers, each utterance is normalised by its
+    speaker's statistics (the average of the speaker's utterances' own, moved to the utterance's
+    level; ``asr.speakers``) instead of its own; training is unchanged."""
 
 
 class CTCModel(nn.Module):

@@ -177,11 +177,11 @@ class TrainingForward(nn.Module):
             model, SpecAugment(aug.freq_masks, aug.freq_width, aug.time_masks, aug.time_width), aug.vtlp
         )
 
-    def forward(self, waveforms: torch.Tensor, sample_lengths: torch.Tensor, speaker=None):
+    def forward(self, waveforms: torch.Tensor, sample_lengths: torch.Tensor):
         warp = None
         if self.training and self.vtlp > 0:
             warp = 1 + self.vtlp * (2 * torch.rand(len(waveforms), device=waveforms.device) - 1)
-        features, lengths = self.model.frontend(waveforms, sample_lengths, warp, speaker)
+        features, lengths = self.model.frontend(waveforms, sample_lengths, warp)
         return self.model.classify(self.spec_augment(features, lengths), lengths)
 
 

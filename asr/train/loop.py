@@ -25,7 +25,6 @@ from asr.data.prepare import synthesise_if_missing
 from asr.data.sampler import BucketBatchSampler
 from asr.errors import UserError
 from asr.runtime import Precision, native_bf16, resolve_precision
-from asr.speakers import speaker_statistics
 from asr.train import distributed
 from asr.train.builders import (
     Plan,
@@ -111,10 +110,6 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
         dev_set,
         checkpointer,
     )
-    if model.dims.speaker_statistics:
-        stats = speaker_statistics(model.frontend, train_set, device)
-        trainer.train_speakers = tuple(s.to(device) for s in stats)
-        log.info("feature statistics of %d speakers", len(set(train_set.speakers) - {""}))
     if resume is not None:
         trainer.restore(resume)
         log.info("resuming from %s at step %d", resume, trainer.state.step)

@@ -49,9 +49,6 @@ class Trainer:
     logger: MetricsLogger | None = None
     """Rank 0's; None on the other ranks."""
     state: TrainState = dataclasses.field(default_factory=TrainState)
-    train_speakers: tuple[torch.Tensor, torch.Tensor] | None = None
-    """With ``model.speaker_statistics``: each training utterance's speaker's feature statistics
-    (``asr.speakers``), on the device."""
 
     def train_step(self, batches: list[Batch]) -> tuple[float, int, float]:
         """One optimiser step over this rank's ``batches``; returns this rank's summed loss, the
@@ -71,10 +68,7 @@ class Trainer:
             no_sync = self.forward.no_sync if self.world.distributed and not last else contextlib.nullcontext
             with no_sync():
                 with autocast(self.device, self.cfg.trainer.precision):
-                    speaker = None
-                    if self.train_speakers is not None:
-                        speaker = tuple(stats[batch.indices] for stats in self.train_speakers)
-                    log_probs, lengths = self.forward(batch.waveforms, batch.sample_lengths, speaker)
+                    log_probs, lengths = self.forward(batch.waveforms, batch.sample_lengths)
                 losses = loss_fn(
                     log_probs.float().transpose(0, 1), batch.targets, lengths, batch.target_lengths,
                     blank=self.tokenizer.blank, reduction="none", zero_infinity=self.cfg.ctc.zero_infinity,

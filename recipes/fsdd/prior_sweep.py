@@ -22,23 +22,10 @@ from asr.data.dataset import SpeechDataset
 from asr.data.manifest import read_manifest
 from asr.errors import UserError, exit_on_user_error
 from asr.evaluate import error_rates, transcribe_dataset
-from asr.frontend import functional as F
 from asr.recognizer import Recognizer
+from asr.speakers import speaker_statistics
 
 SPEAKERS = ["george", "jackson", "lucas", "yweweler"]
-
-
-@torch.inference_mode()
-def speaker_statistics(frontend, dataset: SpeechDataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """The average of the utterances' own feature statistics, as training keeps them."""
-    means, variances = [], []
-    for i in range(len(dataset)):
-        audio = dataset[i][0][None]
-        features, lengths = frontend.log_mel(audio, torch.tensor([audio.shape[1]]))
-        mean, variance, _ = F.speech_statistics(features, lengths, frontend.speech_range_db)
-        means.append(mean[0, 0])
-        variances.append(variance[0, 0])
-    return torch.stack(means).mean(0), torch.stack(variances).mean(0)
 
 
 def fold_wers(exp: Path, data: Path, fold: str, seconds: list[float], speaker: bool) -> list[float]:
@@ -48,8 +35,9 @@ def fold_wers(exp: Path, data: Path, fold: str, seconds: list[float], speaker: b
         raise UserError(f"{exp / fold}: trained without model.stats_prior_seconds, so it has no prior")
     manifest = read_manifest(data / "folds" / fold / "test.jsonl")
     dataset = SpeechDataset(manifest, recognizer.tokenizer, recognizer.sample_rate)
-    if speaker:
-        frontend.prior_mean[:], frontend.prior_variance[:] = speaker_statistics(frontend, dataset)
+    if speaker:  # the average of the test utterances' own statistics, as training keeps them
+        means, variances = speaker_statistics(frontend, dataset, torch.device("cpu"))
+        frontend.prior_mean[:], frontend.prior_variance[:] = means.mean(0), variances.mean(0)
     wers = []
     for weight in seconds:
         frontend.prior_frames = weight * dims.sample_rate / dims.hop_length

@@ -5,7 +5,9 @@ python recipes/fsdd/results.py EXP [--folds george jackson lucas yweweler]
        are not digit words, WER with the digit LM, dev WER, steps, minutes) and the mean
 python recipes/fsdd/results.py --ablation NAME=EXP [NAME=EXP ...] [--output FILE]
     -> a table with a row per experiment: mean greedy test WER over the folds (and each
-       fold's), mean WER with the LM where evaluated, training minutes per fold
+       fold's), mean WER with the LM where evaluated, training minutes per fold; EXP@TAG reads
+       the evaluations written as test_greedy_TAG.json and test_beam_lm_TAG.json (the same
+       checkpoints recognised another way)
 python recipes/fsdd/results.py --by-length NAME=EXP [NAME=EXP ...]
     -> greedy test WER by the number of digits in the utterance, over the folds' test sets
 """
@@ -20,8 +22,9 @@ from pathlib import Path
 SPEAKERS = ["george", "jackson", "lucas", "yweweler"]
 
 
-def fold_summary(run: Path) -> dict:
-    """What one fold's run directory says: test results, best dev WER, steps and minutes trained."""
+def fold_summary(run: Path, tag: str = "") -> dict:
+    """What one fold's run directory says: test results (``test_<decoder>[_<tag>].json``), best dev
+    WER, steps and minutes trained."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     summary = {
         "dev_wer": min((row["dev/wer"] for row in rows if "dev/wer" in row), default=float("nan")),
@@ -35,7 +38,7 @@ def fold_summary(run: Path) -> dict:
         state = torch.load(last, weights_only=True)["train_state"]
         summary["minutes"] = state.get("elapsed", float("nan")) / 60
     for decoder in ("greedy", "beam_lm"):
-        path = run / f"test_{decoder}.json"
+        path = run / f"test_{decoder}{'_' + tag if tag else ''}.json"
         if path.is_file():
             result = json.loads(path.read_text())
             summary[decoder] = {
@@ -44,7 +47,7 @@ def fold_summary(run: Path) -> dict:
                 "utterances": result["num_utterances"],
             }
     utterances = run / "test_greedy.utterances.jsonl"
-    if utterances.is_file():
+    if utterances.is_file() and not tag:
         summary["greedy"]["non_words"] = non_word_share(utterances)
     return summary
 
@@ -99,7 +102,8 @@ def ablation_table(experiments: dict[str, Path], folds: list[str]) -> str:
         "| --- | --- | " + " | ".join("---" for _ in folds) + " | --- | --- |",
     ]
     for name, exp in experiments.items():
-        summaries = [fold_summary(exp / fold) for fold in folds]
+        exp, _, tag = str(exp).partition("@")
+        summaries = [fold_summary(Path(exp) / fold, tag) for fold in folds]
         greedy = [s["greedy"]["wer"] for s in summaries]
         with_lm = [s["beam_lm"]["wer"] for s in summaries if "beam_lm" in s]
         lines.append(
