@@ -33,11 +33,10 @@ def transcribe_dataset(
     decode: Decoder,
     batch_size: int = 16,
     progress: bool = False,
-    by_speaker: bool | None = None,
+    speaker: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[str]:
-    """Transcripts of every utterance, in dataset order; ``by_speaker``: with per-speaker feature
-    statistics (``asr.speakers``; None: as the model's ``speaker_statistics`` says)."""
-    speaker = speakers.for_recognizer(recognizer, dataset, by_speaker)
+    """Transcripts of every utterance, in dataset order; ``speaker``: each utterance's speaker's
+    feature statistics (``asr.speakers.for_recognizer``), None for each utterance's own."""
     batches = recognizer.batches(dataset.durations, lambda i: dataset[i][0], batch_size, progress, speaker)
     return decode_batches(batches, decode, len(dataset))
 
@@ -134,7 +133,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         return texts
 
     start = time.perf_counter()
-    hypotheses = transcribe_dataset(recognizer, dataset, timed_decoder, cfg.batch_size, True, cfg.speakers)
+    speaker = speakers.for_recognizer(recognizer, dataset, cfg.speakers)
+    hypotheses = transcribe_dataset(recognizer, dataset, timed_decoder, cfg.batch_size, True, speaker)
     seconds, audio_seconds = time.perf_counter() - start, sum(dataset.durations)
     summary = {
         **error_rates(dataset.texts, hypotheses),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from asr import speakers
 from asr.checkpoint import average_checkpoints, load_model, model_payload, save_checkpoint
 from asr.ctc import get_backend
 from asr.ctc.decoding import GreedyDecoder
@@ -85,10 +87,22 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return loss_sum, int(count), grad_norm
 
-    def error_rates(self, model: CTCModel, dataset: SpeechDataset) -> tuple[dict, list[str]]:
-        """Greedy WER / CER of ``model`` on ``dataset``, and its hypotheses."""
+    @functools.cached_property
+    def dev_speakers(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The dev set's speaker statistics where the model uses them (``asr.speakers``), taken
+        once: the frontend learns nothing, so they stay the same for the whole run."""
+        return speakers.for_recognizer(self.recognizer(self.model), self.dev_set)
+
+    def recognizer(self, model: CTCModel) -> Recognizer:
+        return Recognizer(model, self.tokenizer, self.device)
+
+    def error_rates(
+        self, model: CTCModel, dataset: SpeechDataset, speaker: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[dict, list[str]]:
+        """Greedy WER / CER of ``model`` on ``dataset`` (``speaker``: its speaker statistics), and
+        its hypotheses."""
         hypotheses = transcribe_dataset(
-            Recognizer(model, self.tokenizer, self.device), dataset, GreedyDecoder(self.tokenizer)
+            self.recognizer(model), dataset, GreedyDecoder(self.tokenizer), speaker=speaker
         )
         return error_rates(dataset.texts, hypotheses), hypotheses
 
@@ -98,7 +112,7 @@ class Trainer:
         wer = None
         if self.world.is_main:
             step, dev = self.state.step, self.dev_set
-            rates, hypotheses = self.error_rates(self.model, dev)
+            rates, hypotheses = self.error_rates(self.model, dev, self.dev_speakers)
             wer = rates["wer"]
             self.logger.scalars(step, {"dev/wer": wer, "dev/cer": rates["cer"]})
             for i in range(min(self.cfg.trainer.num_examples, len(dev))):
@@ -144,7 +158,7 @@ class Trainer:
             model = build_model(self.model.name, dataclasses.asdict(self.model.dims)).to(self.device)
             payload = average_checkpoints(files)
             model.load_state_dict(payload["model"])
-            wer = self.error_rates(model, self.dev_set)[0]["wer"]
+            wer = self.error_rates(model, self.dev_set, self.dev_speakers)[0]["wer"]
             save_checkpoint(self.checkpointer.directory / "averaged.pt", {**payload, "dev_wer": wer})
             self.logger.scalars(self.state.step, {"dev/wer_averaged": wer})
             log.info("averaged.pt (%d checkpoints): dev WER %.2f%% (best single %.2f%%)",
@@ -155,7 +169,7 @@ class Trainer:
             test = SpeechDataset(
                 read_manifest(self.cfg.data.test_manifest), self.tokenizer, model.dims.sample_rate
             )
-            rates = self.error_rates(model, test)[0]
+            rates = self.error_rates(model, test, speakers.for_recognizer(self.recognizer(model), test))[0]
             self.logger.scalars(self.state.step, {"test/wer": rates["wer"], "test/cer": rates["cer"]})
             log.info("test (%s, best.pt): WER %.2f%% CER %.2f%%", self.cfg.data.test_manifest,
                      100 * rates["wer"], 100 * rates["cer"])  # fmt: skip

@@ -4,7 +4,8 @@ measured without the run-to-run spread of training.
 
 python recipes/fsdd/prior_sweep.py EXP --seconds 0 1 2 4 [--data data/fsdd] [--folds ...]
     -> a table with a row per weight: mean greedy test WER over the folds and each fold's
-       (the fold models must have been trained with a prior, which keeps its statistics)
+       (the fold models must have been trained with a prior, which keeps its statistics; each
+       utterance is recognised with its own statistics and the prior, never its speaker's)
     --speaker: the prior's statistics are the held-out speaker's own (the average over the fold's
        test utterances, as per-speaker normalisation would have them) instead of the training
        utterances'; an upper bound for adapting to a speaker, not something the recipe does
