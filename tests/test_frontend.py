@@ -184,6 +184,22 @@ def test_the_prior_is_the_training_utterances_average_and_is_used_in_evaluation(
     assert "prior_mean" not in LogMelFrontend(8000, 256, 200, 80, 16).state_dict()
 
 
+def test_the_prior_trains_under_bf16_autocast_with_float32_statistics():
+    """Mixed-precision training (bf16 autocast, the default on CPUs with native bf16) once stopped
+    at the first step: the log-mel features came out in bf16 and the prior's float32 averages
+    refused them. Statistics and normalised features are now float32, close to the fp32 path."""
+    audio = torch.randn(2, 4000) * torch.tensor([[0.05], [1.0]])
+    lengths = torch.tensor([4000, 2500])
+    exact = LogMelFrontend(8000, 256, 200, 80, 16, prior_seconds=0.5).train()
+    mixed = LogMelFrontend(8000, 256, 200, 80, 16, prior_seconds=0.5).train()
+    expected, _ = exact(audio, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        features, _ = mixed(audio, lengths)
+    assert features.dtype == mixed.prior_mean.dtype == torch.float32
+    torch.testing.assert_close(features, expected, atol=0.1, rtol=0.05)
+    torch.testing.assert_close(mixed.prior_mean, exact.prior_mean, atol=0.05, rtol=0.02)
+
+
 def test_a_negative_prior_is_a_user_error():
     with pytest.raises(UserError, match="prior"):
         build_model("conv_bilstm", {"stats_prior_seconds": -1})

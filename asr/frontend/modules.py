@@ -93,6 +93,7 @@ class LogMelFrontend(nn.Module):
         """``warp``: per-utterance frequency-warp factors (vocal tract length perturbation), in
         training; ``speaker``: per-speaker statistics (above)."""
         features, lengths = self.log_mel(waveform, sample_lengths, warp)
+        features = features.float()  # statistics in float32, also under bf16 / fp16 autocast
         if self.norm is not None:
             if speaker is not None:
                 raise ValueError("per-speaker statistics need utterance normalisation, not running")
