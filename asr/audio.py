@@ -99,3 +99,16 @@ def stream_audio(
                 yield np.ascontiguousarray(mono, dtype=np.float32)
             if last:
                 return
+
+
+def frame_levels_db(path: str, sample_rate: int, frame: int) -> np.ndarray:
+    """Mean power in dB of each ``frame`` samples of ``path``, read a block at a time."""
+    levels, rest = [], np.zeros(0, np.float32)
+    for block in stream_audio(path, sample_rate):
+        buffer = np.concatenate([rest, block])
+        whole = len(buffer) // frame * frame
+        levels.append(np.square(buffer[:whole]).reshape(-1, frame).mean(1))
+        rest = buffer[whole:]
+    if len(rest):
+        levels.append(np.square(rest).mean(keepdims=True))
+    return 10 * np.log10(np.concatenate(levels) + 1e-10)

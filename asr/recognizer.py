@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asr.audio import audio_info, load_audio, stream_audio
+from asr.audio import audio_info, frame_levels_db, load_audio, stream_audio
 from asr.ctc.alignment import WordTime, align_words, silent_tokens, speech_spans
 from asr.ctc.decoding import BeamSearchDecoder, BeamSettings, GreedyDecoder
 from asr.data.dataset import collate
@@ -222,10 +222,14 @@ class Recognizer:
         recognised alone; texts joined, word times shifted to the file's clock. Segments are read
         a batch at a time."""
         shift = self.frame_seconds
-        silent = silent_tokens(self.tokenizer)
-        pieces = speech_spans(
-            log_probs, silent, round(min_pause / shift), round(max_seconds / shift), round(margin / shift)
-        )
+        silent, quiet = silent_tokens(self.tokenizer), None
+        if trim_db > 0:  # pauses are also quiet: the frames over trim_db below the file's loud ones
+            levels = frame_levels_db(path, self.sample_rate, round(shift * self.sample_rate))
+            quiet = torch.ones(len(log_probs), dtype=torch.bool)
+            n = min(len(levels), len(quiet))
+            quiet[:n] = torch.from_numpy(levels[:n] < np.percentile(levels, 99) - trim_db)
+        frames = (round(seconds / shift) for seconds in (min_pause, max_seconds, margin))
+        pieces = speech_spans(log_probs, silent, *frames, quiet)
         spans = [(a * shift, (b - a) * shift) for a, b in pieces]
         texts, words = [""] * len(spans), []
         for group in range(0, len(spans), 64):

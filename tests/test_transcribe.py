@@ -6,7 +6,7 @@ import soundfile
 import torch
 from torch import nn
 
-from asr.audio import load_audio
+from asr.audio import frame_levels_db, load_audio
 from asr.ctc.alignment import boundary_errors, pause_cuts, speech_spans
 from asr.errors import UserError
 from asr.models import ConvBiLSTMDims
@@ -118,6 +118,30 @@ def test_pauses_are_cut_in_their_middle_long_stretches_at_their_longest_and_piec
     assert speech_spans(frames("------ab"), [0, 1], min_pause=3, max_length=100, margin=1) == [
         (5, 8)
     ]  # [0, 3): none
+
+
+def test_a_pause_must_also_be_quiet():
+    """A subword model emits blanks for a while inside words too: a silent run counts as a pause
+    only where the audio is quiet, and only its quiet frames count towards ``min_pause``."""
+    speech = torch.nn.functional.one_hot(torch.tensor([2, 2, 0, 0, 0, 2, 0, 0, 0, 0, 2]), 3).float().log()
+    assert pause_cuts(speech, [0, 1], min_pause=3, max_length=100) == [3, 8]
+    loud_first = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0], dtype=torch.bool)
+    assert pause_cuts(speech, [0, 1], min_pause=3, max_length=100, quiet=loud_first) == [8]
+    partly_quiet = torch.tensor([0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0], dtype=torch.bool)
+    assert pause_cuts(speech, [0, 1], min_pause=3, max_length=100, quiet=partly_quiet) == []
+    assert speech_spans(speech, [0, 1], 3, 100, margin=0, quiet=loud_first) == [(0, 6), (10, 11)]
+
+
+def test_frame_levels_are_each_frames_mean_power_in_db(tmp_path):
+    rate = 8000
+    tone = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(rate) / rate)  # mean power 1/8: -9.03 dB
+    audio = np.concatenate([tone, np.zeros(rate // 2), tone[:100]]).astype(np.float32)
+    soundfile.write(tmp_path / "a.wav", audio, rate, subtype="FLOAT")
+    levels = frame_levels_db(str(tmp_path / "a.wav"), rate, 320)
+    assert len(levels) == 38  # 12,100 samples: 37 frames of 40 ms, then a short one of 260
+    np.testing.assert_allclose(levels[:25], 10 * np.log10(1 / 8), atol=0.01)
+    np.testing.assert_allclose(levels[25:37], -100.0)
+    np.testing.assert_allclose(levels[-1], 10 * np.log10(np.sum(tone[:100] ** 2) / 260), atol=0.01)
 
 
 def test_pieces_lose_their_quiet_ends_and_say_how_much_of_the_start_went():

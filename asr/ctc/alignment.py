@@ -127,11 +127,17 @@ def silent_tokens(tokenizer: Tokenizer) -> list[int]:
     ]
 
 
-def pause_cuts(log_probs: torch.Tensor, silent: list[int], min_pause: int, max_length: int) -> list[int]:
+def pause_cuts(
+    log_probs: torch.Tensor, silent: list[int], min_pause: int, max_length: int,
+    quiet: torch.Tensor | None = None,
+) -> list[int]:  # fmt: skip
     """Frames at which to cut a long recording into utterance-like segments: the middle of every
-    run of at least ``min_pause`` frames whose best label is ``silent`` (a pause); a segment still
-    longer than ``max_length`` frames is cut at the middle of its longest such run."""
-    is_blank = torch.isin(log_probs.argmax(-1), torch.tensor(silent)).tolist()
+    run of at least ``min_pause`` frames whose best label is ``silent`` and that are ``quiet``
+    (a pause; a subword model also emits blanks for a while inside words, where the audio is
+    loud); a segment still longer than ``max_length`` frames is cut at the middle of its longest
+    such run."""
+    is_pause = torch.isin(log_probs.argmax(-1), torch.tensor(silent))
+    is_blank = (is_pause if quiet is None else is_pause & quiet).tolist()
     runs, start = [], None  # (length, middle) of each blank run
     for i, value in enumerate([*is_blank, False]):
         if value and start is None:
@@ -148,14 +154,15 @@ def pause_cuts(log_probs: torch.Tensor, silent: list[int], min_pause: int, max_l
 
 
 def speech_spans(
-    log_probs: torch.Tensor, silent: list[int], min_pause: int, max_length: int, margin: int
-) -> list[tuple[int, int]]:
+    log_probs: torch.Tensor, silent: list[int], min_pause: int, max_length: int, margin: int,
+    quiet: torch.Tensor | None = None,
+) -> list[tuple[int, int]]:  # fmt: skip
     """Utterance-like ``(start, end)`` frame spans of a long recording: the pieces between
-    ``pause_cuts``, each trimmed to its speech (frames whose best label is not ``silent``) with
-    ``margin`` frames of the pauses around it, as a corpus cuts its utterances; pieces without
-    speech are left out."""
+    ``pause_cuts`` (``quiet``: which frames may be pauses), each trimmed to its speech (frames
+    whose best label is not ``silent``) with ``margin`` frames of the pauses around it, as a
+    corpus cuts its utterances; pieces without speech are left out."""
     speech = torch.nonzero(~torch.isin(log_probs.argmax(-1), torch.tensor(silent))).flatten().tolist()
-    bounds, spans = [0, *pause_cuts(log_probs, silent, min_pause, max_length), len(log_probs)], []
+    bounds, spans = [0, *pause_cuts(log_probs, silent, min_pause, max_length, quiet), len(log_probs)], []
     for a, b in zip(bounds, bounds[1:], strict=False):
         first, last = bisect.bisect_left(speech, a), bisect.bisect_left(speech, b) - 1
         if first <= last:
