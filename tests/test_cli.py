@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import yaml
 
 from asr.audio import load_audio
 from tests.conftest import cli
@@ -76,6 +77,18 @@ def test_train_config_errors_come_from_hydra(tmp_path):
     assert bad_device.returncode != 0 and "tpu" in bad_device.stderr
     job = cli("asr-train", "--cfg", "job", "model=ds2")
     assert job.returncode == 0 and "rnn_hidden: 1024" in job.stdout
+
+
+def test_the_built_in_corpus_picks_bpe_pieces_and_other_corpora_keep_letters():
+    def tokenizer(*overrides: str) -> dict:
+        job = cli("asr-train", "--cfg", "job", *overrides)
+        assert job.returncode == 0, job.stderr
+        return yaml.safe_load(job.stdout)["tokenizer"]
+
+    assert tokenizer() == {"type": "bpe", "vocab_size": 256}
+    assert tokenizer("tokenizer=char")["type"] == "char"  # the command line still decides
+    assert tokenizer("tokenizer.vocab_size=500") == {"type": "bpe", "vocab_size": 500}
+    assert tokenizer("data=manifest")["type"] == "char"
 
 
 def test_align_writes_ctm_measures_against_espeak_times_and_plots(trained, tiny_corpus, tmp_path):
