@@ -40,6 +40,20 @@ def test_every_model_knows_its_frame_arithmetic():
         assert cls.__module__ == f"asr.models.{name}"
 
 
+def test_every_model_gives_float32_log_probs_under_bf16_autocast():
+    """CPU autocast keeps log_softmax in bf16 (CUDA's moves it to float32): log-probs quantised to
+    bf16's 8 bits once trained the CPU models (their loss went below 0). Each output frame must be
+    a distribution to float32 precision, as CTC expects."""
+    torch.manual_seed(0)
+    for name in MODELS:
+        model = build_model(name, {"n_mels": 32}).eval()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            log_probs, _ = model(torch.randn(2, 8000), torch.tensor([8000, 6000]))
+        assert log_probs.dtype == torch.float32, name
+        total = log_probs.double().exp().sum(-1)
+        torch.testing.assert_close(total, torch.ones_like(total), atol=1e-5, rtol=0, msg=name)
+
+
 def test_unknown_models_and_settings_are_named():
     with pytest.raises(UserError, match="did you mean tdnn"):
         build_model("tdn", {})

@@ -126,4 +126,4 @@ class ConvBiLSTM(CTCModel):
             x, lengths = conv(x, lengths)
         x = x.flatten(1, 2).transpose(1, 2)  # (batch, time, channels * freq)
         x = self.rnn(x, lengths)
-        return self.output(self.dropout(x)).log_softmax(dim=-1), lengths
+        return self.output(self.dropout(x)).float().log_softmax(dim=-1), lengths  # float32 under autocast

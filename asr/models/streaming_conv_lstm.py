@@ -122,7 +122,7 @@ class StreamingConvLSTM(CTCModel):
         return self.head(self.lookahead(x).transpose(1, 2)), lengths
 
     def head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.dropout(x)).log_softmax(dim=-1)
+        return self.output(self.dropout(x)).float().log_softmax(dim=-1)  # float32 under autocast
 
     # Streaming: the same computation, piece by piece.
 

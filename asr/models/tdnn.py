@@ -70,4 +70,4 @@ class TDNN(CTCModel):
             x = self.dropout(torch.relu(norm(layer(x))))
             lengths = _conv_length(lengths, kernel, dilation, stride)
             x = x * (torch.arange(x.shape[-1], device=x.device) < lengths[:, None])[:, None, :]
-        return self.output(x.transpose(1, 2)).log_softmax(dim=-1), lengths
+        return self.output(x.transpose(1, 2)).float().log_softmax(dim=-1), lengths  # float32 under autocast
