@@ -104,10 +104,10 @@ def ablation_table(experiments: dict[str, Path], folds: list[str]) -> str:
     for name, exp in experiments.items():
         exp, _, tag = str(exp).partition("@")
         summaries = [fold_summary(Path(exp) / fold, tag) for fold in folds]
-        greedy = [s["greedy"]["wer"] for s in summaries]
+        greedy = [s.get("greedy", {}).get("wer") for s in summaries]  # None: a fold still running
         with_lm = [s["beam_lm"]["wer"] for s in summaries if "beam_lm" in s]
         lines.append(
-            f"| {name} | **{percent(statistics.fmean(greedy))}** | "
+            f"| {name} | **{percent(None if None in greedy else statistics.fmean(greedy))}** | "
             + " | ".join(percent(w) for w in greedy)
             + f" | {percent(statistics.fmean(with_lm)) if len(with_lm) == len(folds) else '–'}"
             + f" | {statistics.fmean(s['minutes'] for s in summaries):.1f} |"
