@@ -100,6 +100,13 @@ class CTCModel(nn.Module):
         return self.classify(*self.frontend(waveform, sample_lengths, speaker=speaker))
 
 
+def log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """Each model's last step: log-probs over the vocabulary, in float32 also under autocast (CPU
+    autocast keeps ``log_softmax`` in bf16, whose 8 bits of precision CTC training suffers from;
+    CUDA's moves it to float32 itself)."""
+    return logits.float().log_softmax(dim=-1)
+
+
 def output_lengths(cls: type[CTCModel], dims: FrontendDims, sample_lengths: torch.Tensor) -> torch.Tensor:
     """Output frames of a ``cls`` model with ``dims`` for utterances of ``sample_lengths`` samples."""
     return cls.encoder_lengths(dims, num_frames(sample_lengths, dims.hop_length))

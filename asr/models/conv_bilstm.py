@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from asr.models import register_model
-from asr.models.base import CTCModel, FrontendDims
+from asr.models.base import CTCModel, FrontendDims, log_probs
 
 
 @dataclass
@@ -126,4 +126,4 @@ class ConvBiLSTM(CTCModel):
             x, lengths = conv(x, lengths)
         x = x.flatten(1, 2).transpose(1, 2)  # (batch, time, channels * freq)
         x = self.rnn(x, lengths)
-        return self.output(self.dropout(x)).float().log_softmax(dim=-1), lengths  # float32 under autocast
+        return log_probs(self.output(self.dropout(x))), lengths

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from asr.models import register_model
-from asr.models.base import CTCModel, FrontendDims
+from asr.models.base import CTCModel, FrontendDims, log_probs
 
 
 @dataclass
@@ -122,7 +122,7 @@ class StreamingConvLSTM(CTCModel):
         return self.head(self.lookahead(x).transpose(1, 2)), lengths
 
     def head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.dropout(x)).float().log_softmax(dim=-1)  # float32 under autocast
+        return log_probs(self.output(self.dropout(x)))
 
     # Streaming: the same computation, piece by piece.
 

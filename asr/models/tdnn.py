@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from asr.models import register_model
-from asr.models.base import CTCModel, FrontendDims
+from asr.models.base import CTCModel, FrontendDims, log_probs
 
 
 @dataclass
@@ -70,4 +70,4 @@ class TDNN(CTCModel):
             x = self.dropout(torch.relu(norm(layer(x))))
             lengths = _conv_length(lengths, kernel, dilation, stride)
             x = x * (torch.arange(x.shape[-1], device=x.device) < lengths[:, None])[:, None, :]
-        return self.output(x.transpose(1, 2)).float().log_softmax(dim=-1), lengths  # float32 under autocast
+        return log_probs(self.output(x.transpose(1, 2))), lengths
