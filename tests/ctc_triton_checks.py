@@ -36,15 +36,20 @@ def torch_error(log_probs, targets, lengths, blank, reference_grad) -> float:
 
 def assert_matches_the_reference(log_probs, targets, lengths, blank) -> torch.Tensor:
     """The kernels' losses within 1e-5 relative of the float64 reference (infinite where it is),
-    gradients within 1e-5 or 1.25 times torch's own float32 error if that is larger (Hypothesis once
-    found 1.0007 times it: float32 rounding, not a bug); returns the gradient."""
+    gradients within the largest of 1e-5, 1.25 times torch's own float32 error, and float32's
+    rounding of the sums: each step's exponents are as large as the largest log-prob ``M``, so
+    their rounding is ``eps * M`` relative, over up to ``T`` frames (Hypothesis found 1.3 times
+    torch's error at M = 60, T = 10; a wrong recursion is off by orders more). Returns the gradient."""
     reference, reference_grad = reference_on(log_probs, targets, lengths, blank)
     losses, grad = run(log_probs, targets, lengths, blank)
     feasible = torch.isfinite(reference)
     assert torch.equal(torch.isfinite(losses).cpu(), feasible)
     torch.testing.assert_close(losses.cpu()[feasible].double(), reference[feasible], rtol=1e-5, atol=1e-6)
     error = (grad.cpu().double() - reference_grad).abs().max().item()
-    assert error <= max(1e-5, 1.25 * torch_error(log_probs, targets, lengths, blank, reference_grad))
+    largest = log_probs[torch.isfinite(log_probs)].abs().max().item() if log_probs.isfinite().any() else 0.0
+    rounding = torch.finfo(torch.float32).eps * max(lengths) * largest
+    torch_float32 = torch_error(log_probs, targets, lengths, blank, reference_grad)
+    assert error <= max(1e-5, 1.25 * torch_float32, rounding)
     return grad
 
 
