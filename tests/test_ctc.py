@@ -1,12 +1,9 @@
-import math
-
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asr.ctc import available_backends, get_backend, greedy_decode
-from asr.ctc.losses import frame_entropy
 from asr.ctc.reference import ctc_loss_reference
 from asr.errors import UserError
 from tests.ctc_cases import ctc_problems, pad, random_case
@@ -49,15 +46,3 @@ def test_greedy_decode_merges_repeats_and_drops_blanks():
     log_probs = torch.nn.functional.one_hot(path, 4).float().log()
     assert greedy_decode(log_probs, torch.tensor([9])) == [[1, 1, 2, 3]]
     assert greedy_decode(log_probs, torch.tensor([4])) == [[1, 1]]
-
-
-def test_frame_entropy_sums_each_utterances_frames_and_ignores_padding():
-    logits = torch.randn(3, 7, 5, generator=torch.Generator().manual_seed(0))
-    lengths = torch.tensor([7, 4, 1])
-    log_probs = logits.log_softmax(-1)
-    log_probs[1, 4:] = -math.log(5)  # padding, uniform (log 5 nats a frame): must not count
-    entropy = torch.distributions.Categorical(logits=logits).entropy()  # (utterance, frame)
-    expected = [entropy[i, :n].sum().item() for i, n in enumerate(lengths)]
-    assert frame_entropy(log_probs, lengths).tolist() == pytest.approx(expected, rel=1e-5)
-    uniform = torch.full((1, 3, 4), -torch.log(torch.tensor(4.0)))
-    assert frame_entropy(uniform, torch.tensor([3])).item() == pytest.approx(3 * math.log(4))

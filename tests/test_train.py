@@ -12,12 +12,9 @@ import soundfile
 import torch
 from hydra import compose, initialize_config_dir
 
-from asr import Recognizer
-from asr.audio import load_audio
 from asr.checkpoint import load_checkpoint
 from asr.configs import CONFIG_DIR
 from asr.ctc import get_backend, register_backend
-from asr.data.manifest import read_manifest
 from asr.errors import UserError
 from asr.text import tokenizer_from_dict
 from asr.train.builders import DECAYS, Schedule
@@ -335,27 +332,3 @@ def test_bpe_tokenizer_is_learnt_saved_and_reused_on_resume(tiny_corpus, tmp_pat
         train_config(tiny_corpus, "tokenizer=bpe", "tokenizer.vocab_size=60", "trainer.max_steps=3"), tmp_path
     )
     assert sorted(losses(tmp_path)) == [1, 2, 3] and (tmp_path / "tokenizer.model").read_bytes() == model_file
-
-
-def mean_frame_entropy(run_dir, corpus) -> float:
-    """Mean entropy of the outputs of a run's last.pt over the dev utterances' frames, by torch's
-    ``Categorical`` (independent of ``asr.ctc.losses.frame_entropy``)."""
-    recognizer = Recognizer.load(run_dir / "checkpoints" / "last.pt", device="cpu")
-    audio = [
-        load_audio(row.audio_filepath, recognizer.sample_rate)
-        for row in read_manifest(corpus / "manifests" / "dev.jsonl")
-    ]
-    log_probs = torch.cat(recognizer.log_probs(audio))
-    return torch.distributions.Categorical(logits=log_probs).entropy().mean().item()
-
-
-def test_entropy_weight_keeps_the_outputs_less_certain(tiny_corpus, tmp_path):
-    # The same start and batches; CTC alone makes the frames certain (of blank first), the
-    # confidence penalty holds them back.
-    settings = ["trainer.max_steps=8", "optim.lr=1e-2"]
-    run(train_config(tiny_corpus, *settings), tmp_path / "plain")
-    run(train_config(tiny_corpus, *settings, "ctc.entropy_weight=1.0"), tmp_path / "penalty")
-    plain, penalised = (mean_frame_entropy(tmp_path / name, tiny_corpus) for name in ("plain", "penalty"))
-    assert penalised > plain + 0.2, (plain, penalised)
-    with pytest.raises(UserError, match="ctc.entropy_weight=-0.1: must be 0 or more"):
-        run(train_config(tiny_corpus, "ctc.entropy_weight=-0.1"), tmp_path / "negative")

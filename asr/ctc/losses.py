@@ -59,12 +59,3 @@ def custom_ctc_loss(*args, **kwargs) -> torch.Tensor:
     from asr.ctc.custom import ctc_loss
 
     return ctc_loss(*args, **kwargs)
-
-
-def frame_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Per utterance, the entropy (nats) of each of its first ``lengths`` frames' output
-    distribution, summed: ``log_probs`` ``(batch, time, vocab)``, ``lengths`` ``(batch,)``. What
-    ``ctc.entropy_weight``'s confidence penalty rewards (Pereyra et al., 2017)."""
-    entropy = -(log_probs.exp() * log_probs).sum(-1)
-    valid = torch.arange(log_probs.shape[1], device=log_probs.device)[None] < lengths[:, None]
-    return torch.where(valid, entropy, 0.0).sum(1)

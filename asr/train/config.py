@@ -98,10 +98,6 @@ class CTCConfig:
     backend: str = "native"
     zero_infinity: bool = True
     """An infeasible utterance (too short for its transcript) then adds no loss and no gradient."""
-    entropy_weight: float = 0.0
-    """A confidence penalty (Pereyra et al., 2017): each utterance's loss less this times the summed
-    entropy of its frames' outputs, divided by its transcript length as its CTC loss is, so that a
-    model fitting few training speakers does not grow certain of every frame (0: none)."""
 
 
 @dataclass
@@ -189,8 +185,6 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None and value <= 0:
             raise UserError(f"{key}={value}: must be positive")
-    if cfg.ctc.entropy_weight < 0:
-        raise UserError(f"ctc.entropy_weight={cfg.ctc.entropy_weight}: must be 0 or more")
     if str(cfg.trainer.resume).lower() not in ("auto", "true", "false"):
         raise UserError(f"trainer.resume={cfg.trainer.resume}: expected auto, true or false")
 

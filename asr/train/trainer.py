@@ -18,7 +18,6 @@ from asr import speakers
 from asr.checkpoint import average_checkpoints, load_model, model_payload, save_checkpoint
 from asr.ctc import get_backend
 from asr.ctc.decoding import GreedyDecoder
-from asr.ctc.losses import frame_entropy
 from asr.data.dataset import Batch, SpeechDataset
 from asr.data.manifest import read_manifest
 from asr.evaluate import error_rates, transcribe_dataset
@@ -58,10 +57,9 @@ class Trainer:
         step's utterance count over all ranks, and the gradient norm before clipping (not finite:
         the step was skipped).
 
-        Each utterance's loss (CTC, less ``ctc.entropy_weight`` times its frames' entropy; the
-        returned sum is CTC's alone) is divided by its transcript length (as torch's ``mean``) and
-        by the number of utterances in the step over all ranks, so one step is the same sum of
-        gradients however the batches are spread over ranks and accumulation.
+        Each utterance's loss is divided by its transcript length (as torch's ``mean``) and by the
+        number of utterances in the step over all ranks, so one step is the same sum of gradients
+        however the batches are spread over ranks and accumulation.
         """
         loss_fn = get_backend(self.cfg.ctc.backend)
         local_count = sum(len(batch.target_lengths) for batch in batches)
@@ -77,12 +75,8 @@ class Trainer:
                     log_probs.float().transpose(0, 1), batch.targets, lengths, batch.target_lengths,
                     blank=self.tokenizer.blank, reduction="none", zero_infinity=self.cfg.ctc.zero_infinity,
                 )  # fmt: skip
-                per_token = batch.target_lengths.clamp(min=1)
-                loss = (losses / per_token).sum()
-                objective, weight = loss, self.cfg.ctc.entropy_weight
-                if weight:
-                    objective = loss - weight * (frame_entropy(log_probs.float(), lengths) / per_token).sum()
-                self.scaler.scale(objective * (self.world.size / count)).backward()
+                loss = (losses / batch.target_lengths.clamp(min=1)).sum()
+                self.scaler.scale(loss * (self.world.size / count)).backward()
             loss_sum += loss.item()
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.trainer.grad_clip).item()
