@@ -35,7 +35,7 @@ from asr.text import Tokenizer
 
 # How a long file is cut before its pieces are recognised (``Recognizer.transcribe``; asr-transcribe
 # shows the same settings): tuned on the dev speakers' long file (scripts/bench_longform.py).
-SEGMENT_MIN_PAUSE, SEGMENT_MARGIN, SEGMENT_TRIM_DB = 0.15, 0.5, 30.0
+SEGMENT_MIN_PAUSE, SEGMENT_MARGIN, SEGMENT_TRIM_DB = 0.15, 1.0, 40.0
 
 Decoder = Callable[[torch.Tensor, torch.Tensor], list[str]]
 """``(log_probs (batch, time, vocab), frames (batch,))`` to one text per utterance."""

@@ -161,7 +161,7 @@ def test_transcribe_passes_its_segmenting_settings_to_the_recogniser(monkeypatch
     assert seen["paths"] == ["a.wav"] and seen["segment"] is False
     assert (seen["segment_min_pause"], seen["segment_margin"], seen["segment_trim_db"]) == (0.4, 0.2, 0.0)
     transcribe.main(["model=x.pt", "a.wav"])  # unset: the recogniser's own defaults
-    assert (seen["segment_min_pause"], seen["segment_margin"], seen["segment_trim_db"]) == (0.15, 0.5, 30.0)
+    assert (seen["segment_min_pause"], seen["segment_margin"], seen["segment_trim_db"]) == (0.15, 1.0, 40.0)
 
 
 def test_beam_search_decoders_and_lm_tuning(trained, tiny_corpus, tmp_path):
