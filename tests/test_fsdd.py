@@ -172,13 +172,19 @@ def test_download_keeps_the_four_speakers_and_verifies_them(recordings, tmp_path
             fsdd.fetch(tmp_path / "other", f"{url}/release.tar.gz", "0" * 64)
 
 
-def load_results_script():
-    spec = importlib.util.spec_from_file_location(
-        "results", Path(__file__).parents[1] / "recipes/fsdd/results.py"
-    )
+def load_results_script(name: str = "results"):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / f"recipes/fsdd/{name}.py")
     results = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(results)
     return results
+
+
+def test_average_subsets_rules_pick_checkpoints_as_keep_best_does():
+    # (step, dev WER): steps 2 and 3 tie at 0; the trainer keeps the earlier first.
+    rules = load_results_script("average_subsets").rules([(1, 0.5), (2, 0.0), (3, 0.0), (4, 0.2)])
+    assert rules["best 1"] == [2] and rules["best 3"] == [2, 3, 4]
+    assert rules["best 3, ties later"] == [3, 2, 4]
+    assert rules["best 5"] == [2, 3, 4, 1] and rules["last 5"] == [4, 3, 2, 1]
 
 
 def test_recipe_results_table(tmp_path):
