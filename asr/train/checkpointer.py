@@ -24,6 +24,12 @@ from asr.train.distributed import World
 log = logging.getLogger(__name__)
 
 
+def best_first(evaluations: list[dict]) -> list[dict]:
+    """``{"step", "wer", ...}`` evaluations by dev WER, ties to the earlier: the order in which
+    ``trainer.keep_best`` keeps checkpoints."""
+    return sorted(evaluations, key=lambda e: (e["wer"], e["step"]))
+
+
 @dataclasses.dataclass
 class TrainState:
     """Progress, kept apart from the config and saved with every checkpoint."""
@@ -102,7 +108,7 @@ class Checkpointer:
         kept, evicted = state.kept, []
         if wer is not None:
             entry = {"step": state.step, "wer": wer, "file": f"best-step{state.step:07d}.pt"}
-            ranked = sorted([*kept, entry], key=lambda k: (k["wer"], k["step"]))
+            ranked = best_first([*kept, entry])
             kept, evicted = ranked[: self.keep_best], ranked[self.keep_best :]
             if entry in kept:
                 save_checkpoint(self.directory / entry["file"], weights)

@@ -19,11 +19,12 @@ from pathlib import Path
 from asr.checkpoint import average_checkpoints, save_checkpoint
 from asr.data.fsdd import SPEAKERS
 from asr.evaluate import EvalConfig, evaluate
+from asr.train.checkpointer import best_first
 
 
 def rules(evaluations: list[tuple[int, float]]) -> dict[str, list[int]]:
     """Each rule's steps, from ``(step, dev WER)`` of the evaluations whose checkpoint was kept."""
-    earlier = [step for step, _ in sorted(evaluations, key=lambda e: (e[1], e[0]))]
+    earlier = [e["step"] for e in best_first([{"step": step, "wer": wer} for step, wer in evaluations])]
     later = [step for step, _ in sorted(evaluations, key=lambda e: (e[1], -e[0]))]
     last = sorted((step for step, _ in evaluations), reverse=True)
     chosen = {f"best {n}": earlier[:n] for n in (1, 3, 5, 8)}

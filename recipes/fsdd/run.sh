@@ -36,9 +36,9 @@ for fold in $FOLDS; do
       hydra.run.dir="$run" model=small_8k optim.warmup_steps=100 "$@"
   fi
   # The average of the kept best checkpoints (trainer.average_best; RESULTS.md, "Averaged
-  # checkpoints"), or best.pt where the run kept too few to average or CHECKPOINT=best.
+  # checkpoints"), or, unless CHECKPOINT names one, best.pt where the run kept too few to average.
   checkpoint="$run/checkpoints/${CHECKPOINT:-averaged}.pt"
-  [ -f "$checkpoint" ] || checkpoint="$run/checkpoints/best.pt"
+  [ -n "${CHECKPOINT:-}" ] || [ -f "$checkpoint" ] || checkpoint="$run/checkpoints/best.pt"
   if [ "$stage" -le 2 ] && [[ " $DECODERS " == *" beam_lm "* ]]; then
     asr-build-lm text="$manifests/train.jsonl" output="$run/digits.arpa" order=3
     asr-tune-lm model="$checkpoint" manifest="$manifests/dev.jsonl" lm="$run/digits.arpa"
