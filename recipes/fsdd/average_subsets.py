@@ -3,6 +3,7 @@ evaluation (``recipes/fsdd/run.sh trainer.keep_best=25``), the greedy test WER o
 each rule's checkpoints, per fold and the mean.
 
     python recipes/fsdd/average_subsets.py runs/fsdd_k20 [--data data/fsdd_spk] [--folds george ...]
+    python recipes/fsdd/average_subsets.py runs/fsdd_k20 --curve   # each checkpoint alone, by epoch
 
 Rules: ``best N``, the N best by dev WER, ties to the earlier evaluation (what ``trainer.keep_best=N``
 keeps, and ``averaged.pt`` averages); ``best N, ties later``; ``last N``, the last N evaluations.
@@ -32,15 +33,18 @@ def rules(evaluations: list[tuple[int, float]]) -> dict[str, list[int]]:
     return chosen | {f"last {n}": last[:n] for n in (5, 10)}
 
 
-def fold_rates(run: Path, test: Path) -> dict[str, float]:
+def fold_rates(run: Path, test: Path, curve: bool = False) -> dict[str, float]:
+    """Each rule's test WER for one fold; with ``curve``, each kept checkpoint's alone instead
+    (named by its epoch: the evaluations are a training epoch apart)."""
     folder = run / "checkpoints"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     kept = {row["step"]: row["dev/wer"] for row in rows if "dev/wer" in row}
     kept = [(step, wer) for step, wer in kept.items() if (folder / f"best-step{step:07d}.pt").is_file()]
+    chosen = {f"epoch {i + 1}": [step] for i, (step, _) in enumerate(sorted(kept))} if curve else rules(kept)
     rates = {}
     with tempfile.TemporaryDirectory() as scratch:
         model, output = Path(scratch) / "averaged.pt", Path(scratch) / "test.json"
-        for name, steps in rules(kept).items():
+        for name, steps in chosen.items():
             save_checkpoint(model, average_checkpoints([folder / f"best-step{s:07d}.pt" for s in steps]))
             config = EvalConfig(model=str(model), manifest=str(test), output=str(output))
             rates[name] = evaluate(config)["wer"]
@@ -52,12 +56,16 @@ def main() -> None:
     parser.add_argument("exp", type=Path)
     parser.add_argument("--data", type=Path, default=Path("data/fsdd_spk"))
     parser.add_argument("--folds", nargs="+", default=SPEAKERS)
+    parser.add_argument("--curve", action="store_true", help="each checkpoint alone, by epoch")
     args = parser.parse_args()
     tests = {fold: args.data / "folds" / fold / "test.jsonl" for fold in args.folds}
-    table = {fold: fold_rates(args.exp / fold, test) for fold, test in tests.items()}
-    print("| averaged | mean test WER (greedy) | " + " | ".join(args.folds) + " |")
+    table = {fold: fold_rates(args.exp / fold, test, args.curve) for fold, test in tests.items()}
+    first = "checkpoint" if args.curve else "averaged"
+    print(f"| {first} | mean test WER (greedy) | " + " | ".join(args.folds) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in args.folds) + " |")
     for name in table[args.folds[0]]:
+        if not all(name in table[fold] for fold in args.folds):
+            continue  # an epoch that not every fold reached
         rates = [table[fold][name] for fold in args.folds]
         cells = " | ".join(f"{100 * rate:.1f}%" for rate in rates)
         print(f"| {name} | **{100 * statistics.fmean(rates):.1f}%** | {cells} |")
