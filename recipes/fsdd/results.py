@@ -1,8 +1,9 @@
 """Tables of FSDD leave-one-speaker-out runs, from their run directories.
 
-python recipes/fsdd/results.py EXP [--folds george jackson lucas yweweler]
-    -> EXP/RESULTS.md: each fold (test WER / CER greedy, the share of greedy word errors that
-       are not digit words, WER with the digit LM, dev WER, steps, minutes) and the mean
+python recipes/fsdd/results.py EXP[@TAG] [--folds george jackson lucas yweweler]
+    -> EXP/RESULTS.md (EXP/RESULTS_TAG.md): each fold (test WER / CER greedy, the share of greedy
+       word errors that are not digit words, WER with the digit LM, dev WER, steps, minutes) and
+       the mean
 python recipes/fsdd/results.py --ablation NAME=EXP [NAME=EXP ...] [--output FILE]
     -> a table with a row per experiment: mean greedy test WER over the folds (and each
        fold's), mean WER with the LM where evaluated, training minutes per fold; EXP@TAG reads
@@ -46,8 +47,8 @@ def fold_summary(run: Path, tag: str = "") -> dict:
                 "cer": result["cer"],
                 "utterances": result["num_utterances"],
             }
-    utterances = run / "test_greedy.utterances.jsonl"
-    if utterances.is_file() and not tag:
+    utterances = run / f"test_greedy{'_' + tag if tag else ''}.utterances.jsonl"
+    if utterances.is_file() and "greedy" in summary:
         summary["greedy"]["non_words"] = non_word_share(utterances)
     return summary
 
@@ -66,8 +67,8 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
-def fold_table(exp: Path, folds: list[str]) -> str:
-    summaries = {fold: fold_summary(exp / fold) for fold in folds}
+def fold_table(exp: Path, folds: list[str], tag: str = "") -> str:
+    summaries = {fold: fold_summary(exp / fold, tag) for fold in folds}
 
     def result(summary: dict, decoder: str, key: str) -> float | None:
         return summary.get(decoder, {}).get(key)
@@ -137,7 +138,7 @@ def length_table(experiments: dict[str, Path], folds: list[str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("exp", nargs="?", type=Path)
+    parser.add_argument("exp", nargs="?", help="EXP, or EXP@TAG for the test_<decoder>_TAG.json")
     parser.add_argument("--folds", nargs="+", default=SPEAKERS)
     parser.add_argument("--ablation", nargs="+", metavar="NAME=EXP")
     parser.add_argument("--by-length", nargs="+", metavar="NAME=EXP")
@@ -153,8 +154,9 @@ def main() -> None:
         if args.output:
             args.output.write_text(table)
         return
-    table = fold_table(args.exp, args.folds)
-    output = args.output or args.exp / "RESULTS.md"
+    exp, _, tag = str(args.exp).partition("@")
+    table = fold_table(Path(exp), args.folds, tag)
+    output = args.output or Path(exp) / f"RESULTS{'_' + tag if tag else ''}.md"
     output.write_text(f"# FSDD, leave one speaker out: {args.exp}\n\n{table}")
     print(table)
 

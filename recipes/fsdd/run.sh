@@ -51,5 +51,5 @@ for fold in $FOLDS; do
   fi
 done
 if [ "$stage" -le 4 ]; then
-  python recipes/fsdd/results.py "$EXP" --folds $FOLDS
+  python recipes/fsdd/results.py "$EXP${CHECKPOINT:+@$CHECKPOINT}" --folds $FOLDS
 fi
