@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # FSDD connected digits (real voices), leave one speaker out: for each fold, train on three
 # speakers (and SYNTHETIC_VOICES espeak-ng voices, 60) for MINUTES (8) of wall-clock time, with
-# model=small_8k optim.warmup_steps=100 (RESULTS.md; overrides given after them win), then WER on
+# model=small_8k optim.warmup_steps=100 augment=time_masks (RESULTS.md; overrides given after them
+# win: augment=none for none), then WER on
 # the fourth of the average of the run's kept best checkpoints, greedy and with a digit LM (a
 # 3-gram of the fold's training transcripts, its weights tuned on the fold's dev set), and
 # RESULTS.md in EXP with each fold and the mean.
@@ -33,7 +34,7 @@ for fold in $FOLDS; do
   if [ "$stage" -le 1 ]; then
     asr-train data=manifest data.train_manifest="$manifests/train.jsonl" \
       data.dev_manifest="$manifests/dev.jsonl" trainer.max_time_minutes="$MINUTES" \
-      hydra.run.dir="$run" model=small_8k optim.warmup_steps=100 "$@"
+      hydra.run.dir="$run" model=small_8k optim.warmup_steps=100 augment=time_masks "$@"
   fi
   # The average of the kept best checkpoints (trainer.average_best; RESULTS.md, "Averaged
   # checkpoints"), or, unless CHECKPOINT names one, best.pt where the run kept too few to average.
