@@ -4,7 +4,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asr.ctc import available_backends, get_backend, greedy_decode
-from asr.ctc.losses import uniform_divergence
 from asr.ctc.reference import ctc_loss_reference
 from asr.errors import UserError
 from tests.ctc_cases import ctc_problems, pad, random_case
@@ -47,16 +46,3 @@ def test_greedy_decode_merges_repeats_and_drops_blanks():
     log_probs = torch.nn.functional.one_hot(path, 4).float().log()
     assert greedy_decode(log_probs, torch.tensor([9])) == [[1, 1, 2, 3]]
     assert greedy_decode(log_probs, torch.tensor([4])) == [[1, 1]]
-
-
-def test_uniform_divergence_is_kl_from_uniform_averaged_over_each_utterances_frames():
-    logits = torch.randn(3, 7, 5, generator=torch.Generator().manual_seed(0))
-    lengths = torch.tensor([7, 4, 1])
-    log_probs = logits.log_softmax(-1)
-    log_probs[1, 4:] = -30.0  # padding, far from uniform: must not count
-    uniform = torch.distributions.Categorical(probs=torch.full((5,), 0.2))
-    kl = torch.distributions.kl_divergence(uniform, torch.distributions.Categorical(logits=logits))
-    expected = [kl[i, :n].mean().item() for i, n in enumerate(lengths)]
-    assert uniform_divergence(log_probs, lengths).tolist() == pytest.approx(expected, rel=1e-5)
-    flat = torch.full((1, 3, 4), -torch.log(torch.tensor(4.0)))
-    assert uniform_divergence(flat, torch.tensor([3])).item() == pytest.approx(0.0, abs=1e-6)

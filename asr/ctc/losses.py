@@ -6,7 +6,6 @@ Every backend has the signature of ``torch.nn.functional.ctc_loss``: ``log_probs
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -60,15 +59,3 @@ def custom_ctc_loss(*args, **kwargs) -> torch.Tensor:
     from asr.ctc.custom import ctc_loss
 
     return ctc_loss(*args, **kwargs)
-
-
-def uniform_divergence(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Per utterance, the mean over its first ``lengths`` frames of KL(uniform || each frame's
-    output distribution), in nats: ``log_probs`` ``(batch, time, vocab)``, ``lengths`` ``(batch,)``.
-    What ``ctc.label_smoothing`` adds to CTC: label smoothing's pull towards the uniform
-    distribution (Szegedy et al., 2016; Pereyra et al., 2017), frame by frame, since CTC has no
-    per-frame targets to smooth. 0 for a uniform output; large where a token is all but ruled out."""
-    vocab = log_probs.shape[-1]
-    divergence = -math.log(vocab) - log_probs.mean(-1)
-    valid = torch.arange(log_probs.shape[1], device=log_probs.device)[None] < lengths[:, None]
-    return torch.where(valid, divergence, 0.0).sum(1) / lengths.clamp(min=1)

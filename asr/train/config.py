@@ -98,10 +98,6 @@ class CTCConfig:
     backend: str = "native"
     zero_infinity: bool = True
     """An infeasible utterance (too short for its transcript) then adds no loss and no gradient."""
-    label_smoothing: float = 0.0
-    """Label smoothing for CTC: each utterance's loss per token plus this times the mean over its
-    frames of KL(uniform || the frame's outputs), so that no token is ever ruled out with
-    certainty (0: none; 0.1 is label smoothing's usual weight)."""
 
 
 @dataclass
@@ -189,8 +185,6 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None and value <= 0:
             raise UserError(f"{key}={value}: must be positive")
-    if not 0 <= cfg.ctc.label_smoothing < 1:
-        raise UserError(f"ctc.label_smoothing={cfg.ctc.label_smoothing}: must be in [0, 1)")
     if str(cfg.trainer.resume).lower() not in ("auto", "true", "false"):
         raise UserError(f"trainer.resume={cfg.trainer.resume}: expected auto, true or false")
 

@@ -18,7 +18,6 @@ from asr import speakers
 from asr.checkpoint import average_checkpoints, load_model, model_payload, save_checkpoint
 from asr.ctc import get_backend
 from asr.ctc.decoding import GreedyDecoder
-from asr.ctc.losses import uniform_divergence
 from asr.data.dataset import Batch, SpeechDataset
 from asr.data.manifest import read_manifest
 from asr.evaluate import error_rates, transcribe_dataset
@@ -60,8 +59,7 @@ class Trainer:
 
         Each utterance's loss is divided by its transcript length (as torch's ``mean``) and by the
         number of utterances in the step over all ranks, so one step is the same sum of gradients
-        however the batches are spread over ranks and accumulation. ``ctc.label_smoothing`` adds
-        its term to what is minimised, not to the returned loss (CTC's alone).
+        however the batches are spread over ranks and accumulation.
         """
         loss_fn = get_backend(self.cfg.ctc.backend)
         local_count = sum(len(batch.target_lengths) for batch in batches)
@@ -78,10 +76,7 @@ class Trainer:
                     blank=self.tokenizer.blank, reduction="none", zero_infinity=self.cfg.ctc.zero_infinity,
                 )  # fmt: skip
                 loss = (losses / batch.target_lengths.clamp(min=1)).sum()
-                objective, smoothing = loss, self.cfg.ctc.label_smoothing
-                if smoothing:
-                    objective = loss + smoothing * uniform_divergence(log_probs.float(), lengths).sum()
-                self.scaler.scale(objective * (self.world.size / count)).backward()
+                self.scaler.scale(loss * (self.world.size / count)).backward()
             loss_sum += loss.item()
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.trainer.grad_clip).item()
