@@ -203,7 +203,9 @@ def test_recipe_results_table(tmp_path):
     rows = results.ablation_table({"a": tmp_path, "b": f"{tmp_path}@speakers"}, list(fsdd.SPEAKERS))
     assert "| a | **25.0%** | 10.0% | 20.0% | 30.0% | 40.0% | 12.5% |" in rows
     assert "| b | **2.5%** | 1.0% | 2.0% | 3.0% | 4.0% | – |" in rows
-    assert "| **mean** | **2.5%** |" in results.fold_table(tmp_path, list(fsdd.SPEAKERS), "speakers")
+    exp, suffix = results.split_tag(f"{tmp_path}@speakers")
+    assert (exp, suffix) == (tmp_path, "_speakers")
+    assert "| **mean** | **2.5%** |" in results.fold_table(exp, list(fsdd.SPEAKERS), suffix)
     for decoder in ("greedy", "beam_lm"):  # a fold still training: no mean, and no traceback
         (tmp_path / "lucas" / f"test_{decoder}.json").unlink()
     rows = results.ablation_table({"a": tmp_path}, list(fsdd.SPEAKERS))

@@ -45,8 +45,11 @@ def fold_rates(run: Path, test: Path, curve: bool = False) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as scratch:
         model, output = Path(scratch) / "averaged.pt", Path(scratch) / "test.json"
         for name, steps in chosen.items():
-            save_checkpoint(model, average_checkpoints([folder / f"best-step{s:07d}.pt" for s in steps]))
-            config = EvalConfig(model=str(model), manifest=str(test), output=str(output))
+            files = [folder / f"best-step{s:07d}.pt" for s in steps]
+            if len(files) > 1:  # one checkpoint (a rule's first, --curve's every) is tested as it is
+                save_checkpoint(model, average_checkpoints(files))
+            tested = model if len(files) > 1 else files[0]
+            config = EvalConfig(model=str(tested), manifest=str(test), output=str(output))
             rates[name] = evaluate(config)["wer"]
     return rates
 

@@ -23,8 +23,15 @@ from pathlib import Path
 SPEAKERS = ["george", "jackson", "lucas", "yweweler"]
 
 
-def fold_summary(run: Path, tag: str = "") -> dict:
-    """What one fold's run directory says: test results (``test_<decoder>[_<tag>].json``), best dev
+def split_tag(exp: str | Path) -> tuple[Path, str]:
+    """``EXP@TAG`` to ``(EXP, "_TAG")``, the suffix of its evaluations' and table's names;
+    ``EXP`` to ``(EXP, "")``."""
+    path, _, tag = str(exp).partition("@")
+    return Path(path), f"_{tag}" if tag else ""
+
+
+def fold_summary(run: Path, suffix: str = "") -> dict:
+    """What one fold's run directory says: test results (``test_<decoder><suffix>.json``), best dev
     WER, steps and minutes trained."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     summary = {
@@ -39,7 +46,7 @@ def fold_summary(run: Path, tag: str = "") -> dict:
         state = torch.load(last, weights_only=True)["train_state"]
         summary["minutes"] = state.get("elapsed", float("nan")) / 60
     for decoder in ("greedy", "beam_lm"):
-        path = run / f"test_{decoder}{'_' + tag if tag else ''}.json"
+        path = run / f"test_{decoder}{suffix}.json"
         if path.is_file():
             result = json.loads(path.read_text())
             summary[decoder] = {
@@ -47,7 +54,7 @@ def fold_summary(run: Path, tag: str = "") -> dict:
                 "cer": result["cer"],
                 "utterances": result["num_utterances"],
             }
-    utterances = run / f"test_greedy{'_' + tag if tag else ''}.utterances.jsonl"
+    utterances = run / f"test_greedy{suffix}.utterances.jsonl"
     if utterances.is_file() and "greedy" in summary:
         summary["greedy"]["non_words"] = non_word_share(utterances)
     return summary
@@ -67,8 +74,8 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
-def fold_table(exp: Path, folds: list[str], tag: str = "") -> str:
-    summaries = {fold: fold_summary(exp / fold, tag) for fold in folds}
+def fold_table(exp: Path, folds: list[str], suffix: str = "") -> str:
+    summaries = {fold: fold_summary(exp / fold, suffix) for fold in folds}
 
     def result(summary: dict, decoder: str, key: str) -> float | None:
         return summary.get(decoder, {}).get(key)
@@ -103,8 +110,8 @@ def ablation_table(experiments: dict[str, Path], folds: list[str]) -> str:
         "| --- | --- | " + " | ".join("---" for _ in folds) + " | --- | --- |",
     ]
     for name, exp in experiments.items():
-        exp, _, tag = str(exp).partition("@")
-        summaries = [fold_summary(Path(exp) / fold, tag) for fold in folds]
+        exp, suffix = split_tag(exp)
+        summaries = [fold_summary(exp / fold, suffix) for fold in folds]
         greedy = [s.get("greedy", {}).get("wer") for s in summaries]  # None: a fold still running
         with_lm = [s["beam_lm"]["wer"] for s in summaries if "beam_lm" in s]
         lines.append(
@@ -154,9 +161,9 @@ def main() -> None:
         if args.output:
             args.output.write_text(table)
         return
-    exp, _, tag = str(args.exp).partition("@")
-    table = fold_table(Path(exp), args.folds, tag)
-    output = args.output or Path(exp) / f"RESULTS{'_' + tag if tag else ''}.md"
+    exp, suffix = split_tag(args.exp)
+    table = fold_table(exp, args.folds, suffix)
+    output = args.output or exp / f"RESULTS{suffix}.md"
     output.write_text(f"# FSDD, leave one speaker out: {args.exp}\n\n{table}")
     print(table)
 

@@ -10,7 +10,6 @@
 # SEEDS ("0"; each seed's runs in EXP/NAME_s<seed>), PRECISION (bf16, as the bf16 CPU trains),
 # STEPS ("fold:steps ...", default the steps of runs/fsdd_k20 on the AVX512-BF16 CPU).
 set -euo pipefail
-shopt -s extglob
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 [ -x "$repo/.venv/bin/python" ] && PATH="$repo/.venv/bin:$PATH"  # the venv that `make setup` made
 cd "$repo"
@@ -20,6 +19,8 @@ SEEDS=${SEEDS:-0}
 PRECISION=${PRECISION:-bf16}
 STEPS=${STEPS:-"george:3366 jackson:3593 lucas:3578 yweweler:3325"}
 [ $# -gt 0 ] || { echo "usage: $0 NAME=\"overrides\" [...]" >&2; exit 2; }
+folds=()
+for fold_steps in $STEPS; do folds+=("${fold_steps%%:*}"); done
 
 experiments=()
 for variant in "$@"; do
@@ -48,5 +49,5 @@ for variant in "$@"; do
 done
 failed=0
 for job in $(jobs -p); do wait "$job" || failed=1; done
-python3 recipes/fsdd/results.py --ablation "${experiments[@]}" --folds ${STEPS//:+([0-9])/}
+python3 recipes/fsdd/results.py --ablation "${experiments[@]}" --folds "${folds[@]}"
 exit $failed
