@@ -37,7 +37,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 def model_payload(model: CTCModel, tokenizer: Tokenizer) -> dict:
     return {
         "model_name": model.name, "model_dims": asdict(model.dims), "model": model.state_dict(),
-        "tokenizer": tokenizer.to_dict(),
+        "tokenizer": tokenizer.to_dict(), "blank_penalty": model.blank_penalty,
     }  # fmt: skip
 
 
@@ -58,6 +58,7 @@ def load_model(path: str | os.PathLike, device: torch.device) -> tuple[CTCModel,
         model = build_model(name, dims)
         model.load_state_dict(checkpoint["model"])
         tokenizer = tokenizer_from_dict(checkpoint["tokenizer"])
+        model.blank_penalty = float(checkpoint.get("blank_penalty", 0.0))
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise UserError(f"{path}: checkpoint does not hold a usable model ({error})") from None
     return model.to(device).eval(), tokenizer

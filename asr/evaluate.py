@@ -19,6 +19,7 @@ from omegaconf import MISSING
 
 from asr import speakers
 from asr.cli import run_tool
+from asr.ctc.decoding import FrameChoices, GreedyDecoder
 from asr.data.dataset import SpeechDataset
 from asr.data.manifest import read_manifest
 from asr.errors import UserError
@@ -39,6 +40,33 @@ def transcribe_dataset(
     feature statistics (``asr.speakers.for_recognizer``), None for each utterance's own."""
     batches = recognizer.batches(dataset.durations, lambda i: dataset[i][0], batch_size, progress, speaker)
     return decode_batches(batches, decode, len(dataset))
+
+
+BLANK_PENALTIES = tuple(i / 4 for i in range(13))
+"""What ``tune_blank_penalty`` tries: 0 to 3 in steps of 0.25."""
+
+
+def tune_blank_penalty(
+    recognizer: Recognizer, dataset: SpeechDataset, speaker: tuple[torch.Tensor, torch.Tensor] | None = None,
+    penalties: tuple[float, ...] = BLANK_PENALTIES,
+) -> tuple[float, dict[float, float]]:  # fmt: skip
+    """The greedy decoder's blank penalty of lowest WER on ``dataset`` (the smallest of equals),
+    and each penalty's WER; the model runs once."""
+    blank, count = recognizer.tokenizer.blank, len(dataset)
+    choices = [
+        (indices, FrameChoices.of(log_probs, frames, blank))
+        for indices, log_probs, frames in recognizer.batches(
+            dataset.durations, lambda i: dataset[i][0], speaker=speaker
+        )
+    ]
+    wers = {}
+    for penalty in penalties:
+        decoder, texts = GreedyDecoder(recognizer.tokenizer, penalty), [""] * count
+        for indices, frame_choices in choices:
+            for i, text in zip(indices, decoder.texts(frame_choices), strict=True):
+                texts[i] = text
+        wers[penalty] = error_rates(dataset.texts, texts)["wer"]
+    return min(penalties, key=lambda p: (wers[p], p)), wers
 
 
 def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float]:
@@ -81,6 +109,9 @@ class EvalConfig:
     """beta; default: the tuned value, else 0.0."""
     beam_size: int = 50
     beam_threshold: float = 25.0
+    blank_penalty: float | None = None
+    """greedy: taken from the blank's log-prob before each frame's choice; default: the model's,
+    tuned on dev when it was trained (0 for models trained before)."""
     batch_size: int = 16
     speakers: bool | None = None
     """true: normalise each utterance by its speaker's feature statistics, from the manifest's
@@ -100,7 +131,8 @@ def make_decoder(cfg: EvalConfig, recognizer: Recognizer) -> tuple[Decoder, dict
     """The decoder ``cfg`` asks for, and its settings for the summary."""
     kind = DecoderKind(cfg.decoder)
     if kind is DecoderKind.greedy:
-        return recognizer.decoder("greedy"), {"decoder": kind.value}
+        decoder = recognizer.decoder("greedy", blank_penalty=cfg.blank_penalty)
+        return decoder, {"decoder": kind.value, "blank_penalty": decoder.blank_penalty}
     tuned_path = Path(cfg.tuned) if cfg.tuned is not None else tuned_lm_path(cfg.model)
     if cfg.tuned is not None and not tuned_path.is_file():
         raise UserError(f"tuned={tuned_path}: no such file (asr-tune-lm ... output={tuned_path} writes it)")

@@ -66,7 +66,7 @@ def metadata(model: CTCModel, tokenizer: Tokenizer, config: dict | None) -> dict
     return {
         "format_version": FORMAT_VERSION, "sample_rate": model.dims.sample_rate, "tokenizer": state,
         "model_name": model.name, "model_dims": asdict(model.dims),
-        "seconds_per_frame": model.frame_shift_seconds,
+        "seconds_per_frame": model.frame_shift_seconds, "blank_penalty": model.blank_penalty,
         "config_sha256": hashlib.sha256(config_json).hexdigest(),
     }  # fmt: skip
 

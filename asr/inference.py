@@ -31,10 +31,15 @@ class ExportedModel(nn.Module):
     weightless twin of the model it was exported from)."""
 
     def __init__(
-        self, run: Run, name: str, dims: dict, stepper: Callable[[], tuple[Step, list]] | None = None
+        self,
+        run: Run,
+        name: str,
+        dims: dict,
+        stepper: Callable[[], tuple[Step, list]] | None = None,
+        blank_penalty: float = 0.0,
     ) -> None:
         super().__init__()
-        self.run, self.name = run, name
+        self.run, self.name, self.blank_penalty = run, name, blank_penalty
         self.model_class = model_class(name)
         self.dims = self.model_class.Dims(**dims)
         self.stepper = stepper
@@ -77,7 +82,11 @@ def load_any(
     if "model" in state:
         state = {**state, "model": base64.b64decode(state["model"])}
     model = ExportedModel(
-        run, meta.get("model_name", DEFAULT), meta["model_dims"], getattr(run, "stepper", None)
+        run,
+        meta.get("model_name", DEFAULT),
+        meta["model_dims"],
+        getattr(run, "stepper", None),
+        float(meta.get("blank_penalty", 0.0)),
     )
     return model.eval(), tokenizer_from_dict(state)
 

@@ -94,6 +94,11 @@ class Recognizer:
         return self.model.dims.sample_rate
 
     @property
+    def blank_penalty(self) -> float:
+        """Greedy decoding's blank penalty, tuned for the model on dev when it was trained."""
+        return self.model.blank_penalty
+
+    @property
     def frame_seconds(self) -> float:
         """Seconds between two output frames."""
         return self.model.frame_shift_seconds
@@ -139,10 +144,13 @@ class Recognizer:
     def decoder(
         self, kind: str = "greedy", lm: str | os.PathLike | None = None, lm_weight: float = 1.0,
         word_score: float = 0.0, beam_size: int = 50, beam_threshold: float = 25.0,
+        blank_penalty: float | None = None,
     ) -> Decoder:  # fmt: skip
-        """``greedy``; ``beam`` (CTC prefix beam search); ``beam_lm`` (over ``lm``'s words)."""
+        """``greedy``; ``beam`` (CTC prefix beam search); ``beam_lm`` (over ``lm``'s words).
+        ``blank_penalty``: greedy's (None: the one tuned for the model, ``model.blank_penalty``)."""
         if kind == "greedy":
-            return GreedyDecoder(self.tokenizer)
+            penalty = self.blank_penalty if blank_penalty is None else blank_penalty
+            return GreedyDecoder(self.tokenizer, penalty)
         if kind not in ("beam", "beam_lm"):
             raise UserError(f"decoder={kind}: choose greedy, beam or beam_lm")
         if kind == "beam_lm" and lm is None:
@@ -268,7 +276,7 @@ class Recognizer:
         spec = StreamSpec(
             dims.n_fft, dims.hop_length, self.model.time_subsampling, dims.lookahead, dims.sample_rate
         )
-        return Stream(step, state, spec, self.tokenizer)
+        return Stream(step, state, spec, self.tokenizer, self.blank_penalty)
 
     @torch.inference_mode()
     def long_log_probs(

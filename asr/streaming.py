@@ -106,8 +106,10 @@ class Stream:
     """``accept(samples) -> partial text``, then ``finish() -> final text``. ``samples``: float
     audio at the model's sample rate, any number at a time."""
 
-    def __init__(self, step: Step, state: list, spec: StreamSpec, tokenizer: Tokenizer) -> None:
-        self.spec, self.tokenizer = spec, tokenizer
+    def __init__(
+        self, step: Step, state: list, spec: StreamSpec, tokenizer: Tokenizer, blank_penalty: float = 0.0
+    ) -> None:
+        self.spec, self.tokenizer, self.blank_penalty = spec, tokenizer, blank_penalty
         self.frame_stream = FrameStream(step, state, spec)
         self.emissions: list[np.ndarray] = []
         self.frames = 0
@@ -138,11 +140,14 @@ class Stream:
         return self.text
 
     def _emit(self, log_probs: np.ndarray) -> None:
-        """Greedy CTC over new frames: a token when the best label changes to a non-blank."""
+        """Greedy CTC over new frames (the blank's log-prob lowered by ``blank_penalty``): a token
+        when the best label changes to a non-blank."""
         if not len(log_probs):
             return
         self.emissions.append(log_probs)
-        for offset, best in enumerate(log_probs.argmax(-1).tolist()):
+        scores = log_probs.copy()
+        scores[:, self.tokenizer.blank] -= self.blank_penalty
+        for offset, best in enumerate(scores.argmax(-1).tolist()):
             if best != self.tokenizer.blank and best != self.previous:
                 self.ids.append(best)
                 text = self.tokenizer.decode(self.ids)

@@ -54,6 +54,9 @@ class TranscribeConfig:
     """Also write ``<srt>/<audio stem>.srt`` subtitles."""
     decoder: str = "greedy"
     """greedy or beam (beam_lm needs asr-eval's LM options)."""
+    blank_penalty: float | None = None
+    """greedy and live: taken from the blank's log-prob before each frame's choice; default: the
+    model's, tuned on dev when it was trained."""
     chunk_seconds: float = 30.0
     """Longer files are recognised in overlapping windows of this length."""
     segment: bool = True
@@ -133,6 +136,8 @@ def transcribe(cfg: TranscribeConfig) -> None:
     if not cfg.audio:
         raise UserError("no audio files: name them after the options (asr-transcribe model=... a.wav b.flac)")
     recognizer = Recognizer.load(cfg.model, cfg.device.value, cfg.threads)
+    if cfg.blank_penalty is not None:
+        recognizer.model.blank_penalty = cfg.blank_penalty
     if cfg.stream:
         for source in cfg.audio:
             transcribe_live(recognizer, source, cfg)

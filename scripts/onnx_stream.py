@@ -35,6 +35,7 @@ class OnnxStream:
         self.ending = None
         self.ids: list[int] = []
         self.previous = 0  # blank
+        self.blank_penalty = meta.get("blank_penalty", 0.0)  # tuned on dev when the model was trained
 
     def _run(self, frames: int) -> np.ndarray:
         piece = self.pending[: self.n_fft + (frames - 1) * self.hop]
@@ -49,7 +50,9 @@ class OnnxStream:
         return ready[0, dropped:]
 
     def _decode(self, log_probs: np.ndarray) -> None:
-        for best in log_probs.argmax(-1):
+        scores = log_probs.copy()
+        scores[:, 0] -= self.blank_penalty
+        for best in scores.argmax(-1):
             if best != 0 and best != self.previous:
                 self.ids.append(int(best))
             self.previous = best

@@ -26,7 +26,9 @@ def main(model_path: str, audio_paths: list[str]) -> None:
             sys.exit(f"{path}: {rate} Hz; this example expects {meta['sample_rate']} Hz")
         mono = audio.mean(axis=1)[None]
         log_probs, frames = session.run(None, {"audio": mono, "lengths": np.array([mono.shape[1]], np.int64)})
-        best = log_probs[0, : frames[0]].argmax(-1)
+        scores = log_probs[0, : frames[0]]
+        scores[:, 0] -= meta.get("blank_penalty", 0.0)  # tuned on dev when the model was trained
+        best = scores.argmax(-1)
         keep = np.insert(best[1:] != best[:-1], 0, True) & (best != 0)  # merge repeats, drop blanks
         print(f"{path}\t{''.join(tokens[i] for i in best[keep]).strip()}")
 

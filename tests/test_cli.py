@@ -274,3 +274,32 @@ def test_export_errors_are_one_line(trained, tmp_path):
         and "not a readable onnx artifact" in junk.stderr
         and "Traceback" not in junk.stderr
     )
+
+
+def test_a_blank_penalty_travels_with_the_checkpoint_and_its_exports(trained, tiny_corpus, tmp_path):
+    """A checkpoint's blank penalty (what training tuned on dev) decodes the same way in asr-eval,
+    asr-transcribe, an ONNX export and the torch-free ONNX example."""
+    from asr.checkpoint import load_checkpoint, save_checkpoint
+
+    penalised = tmp_path / "penalised.pt"
+    checkpoint = load_checkpoint(trained / "checkpoints" / "best.pt")
+    save_checkpoint(penalised, {**checkpoint, "blank_penalty": -50.0})
+    onnx = tmp_path / "penalised.onnx"
+    assert cli("asr-export", f"model={penalised}", "format=onnx", f"output={onnx}").returncode == 0
+    files = [str(p) for p in sorted(tiny_corpus.glob("test/*/*/*.flac"))[:2]]
+    plain = cli("asr-transcribe", f"model={trained}/checkpoints/best.pt", "blank_penalty=0", *files)
+    from_checkpoint = cli("asr-transcribe", f"model={penalised}", *files)
+    from_onnx = cli("asr-transcribe", f"model={onnx}", *files)
+    assert from_checkpoint.returncode == 0, from_checkpoint.stderr
+    # The untrained tiny model emits letters almost everywhere; a penalty of -50 leaves only blanks.
+    assert plain.stdout.split("\t")[1].strip()
+    assert from_checkpoint.stdout == "".join(f"{f}\t\n" for f in files)
+    assert from_onnx.stdout == from_checkpoint.stdout
+    script = Path(__file__).parents[1] / "scripts" / "onnx_transcribe.py"
+    alone = subprocess.run([sys.executable, str(script), str(onnx), *files], capture_output=True, text=True)
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout == from_checkpoint.stdout
+    manifest = tiny_corpus / "manifests" / "test.jsonl"
+    evaluated = cli("asr-eval", f"model={penalised}", f"manifest={manifest}", f"output={tmp_path}/eval.json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads((tmp_path / "eval.json").read_text())["blank_penalty"] == -50.0

@@ -12,10 +12,14 @@ import soundfile
 import torch
 from hydra import compose, initialize_config_dir
 
+from asr import Recognizer, speakers
 from asr.checkpoint import load_checkpoint
 from asr.configs import CONFIG_DIR
 from asr.ctc import get_backend, register_backend
+from asr.data.dataset import SpeechDataset
+from asr.data.manifest import read_manifest
 from asr.errors import UserError
+from asr.evaluate import BLANK_PENALTIES, error_rates, transcribe_dataset
 from asr.text import tokenizer_from_dict
 from asr.train.builders import DECAYS, Schedule
 from asr.train.config import register_schema
@@ -275,6 +279,20 @@ def test_average_best_off_and_the_test_manifest_at_the_end(tiny_corpus, tmp_path
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert logged["test/wer"] == pytest.approx(json.loads((tmp_path / "test.json").read_text())["wer"])
+    # best.pt's blank penalty: of the grid, the smallest of those with the lowest greedy dev WER.
+    recognizer = Recognizer.load(tmp_path / "checkpoints" / "best.pt", "cpu")
+    dev_manifest = read_manifest(tiny_corpus / "manifests" / "dev.jsonl")
+    dev = SpeechDataset(dev_manifest, recognizer.tokenizer, recognizer.sample_rate)
+    speaker = speakers.for_recognizer(recognizer, dev)
+    wers = {}
+    for penalty in BLANK_PENALTIES:
+        decoder = recognizer.decoder("greedy", blank_penalty=penalty)
+        hypotheses = transcribe_dataset(recognizer, dev, decoder, speaker=speaker)
+        wers[penalty] = error_rates(dev.texts, hypotheses)["wer"]
+    assert recognizer.blank_penalty == min(BLANK_PENALTIES, key=lambda p: (wers[p], p))
+    (tuned,) = [row for row in rows if "dev/best_blank_penalty" in row]
+    assert tuned["dev/best_blank_penalty"] == recognizer.blank_penalty
+    assert tuned["dev/wer_best_tuned"] == pytest.approx(wers[recognizer.blank_penalty])
 
 
 @register_backend("nan_every_other_call")

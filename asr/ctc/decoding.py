@@ -14,27 +14,60 @@ from asr.errors import UserError
 from asr.text import Tokenizer, normalize_text
 
 
-def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[list[int]]:
-    """Best token per frame, repeats merged, blanks dropped.
+def greedy_decode(
+    log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0, blank_penalty: float = 0.0
+) -> list[list[int]]:
+    """Best token per frame, repeats merged, blanks dropped; ``blank_penalty`` is taken from the
+    blank's log-prob first (``FrameChoices``).
 
     ``log_probs``: ``(batch, time, vocab)``; ``lengths``: ``(batch,)`` valid frames.
     """
-    best = log_probs.argmax(dim=-1).cpu()
-    hypotheses = []
-    for path, length in zip(best, lengths.tolist(), strict=True):
-        path = torch.unique_consecutive(path[:length])
-        hypotheses.append(path[path != blank].tolist())
-    return hypotheses
+    return FrameChoices.of(log_probs, lengths, blank).decode(blank_penalty)
+
+
+@dataclass
+class FrameChoices:
+    """What greedy decoding needs of each frame at any blank penalty: the best non-blank token and
+    the blank's log-prob minus that token's (``margin``). A frame is blank where ``margin`` is at
+    least the penalty. A penalty undoes a model's lean to blank, which drops whole tokens (``asr-train``
+    tunes it on dev, ``asr.evaluate.tune_blank_penalty``), as icefall's ``--blank-penalty`` does."""
+
+    margin: torch.Tensor
+    """``(batch, time)``"""
+    token: torch.Tensor
+    """``(batch, time)``"""
+    lengths: list[int]
+    blank: int
+
+    @classmethod
+    def of(cls, log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> FrameChoices:
+        others = log_probs.detach().float().cpu().clone()
+        blank_scores = others[..., blank].clone()
+        others[..., blank] = -torch.inf
+        best, token = others.max(dim=-1)
+        return cls(blank_scores - best, token, lengths.tolist(), blank)
+
+    def decode(self, blank_penalty: float = 0.0) -> list[list[int]]:
+        paths = torch.where(self.margin >= blank_penalty, self.blank, self.token)
+        hypotheses = []
+        for path, length in zip(paths, self.lengths, strict=True):
+            path = torch.unique_consecutive(path[:length])
+            hypotheses.append(path[path != self.blank].tolist())
+        return hypotheses
 
 
 class GreedyDecoder:
     """Log-probs ``(batch, time, vocab)`` and frame counts to texts, by ``greedy_decode``."""
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
+    def __init__(self, tokenizer: Tokenizer, blank_penalty: float = 0.0) -> None:
         self.tokenizer = tokenizer
+        self.blank_penalty = blank_penalty
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        return [self.tokenizer.decode(ids) for ids in greedy_decode(log_probs, lengths, self.tokenizer.blank)]
+        return self.texts(FrameChoices.of(log_probs, lengths, self.tokenizer.blank))
+
+    def texts(self, choices: FrameChoices) -> list[str]:
+        return [self.tokenizer.decode(ids) for ids in choices.decode(self.blank_penalty)]
 
 
 @dataclass(frozen=True)

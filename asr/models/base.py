@@ -56,6 +56,9 @@ class CTCModel(nn.Module):
     def __init__(self, dims: FrontendDims) -> None:
         super().__init__()
         self.dims = dims
+        self.blank_penalty = 0.0
+        """Greedy decoding's blank penalty (``asr.ctc.decoding.FrameChoices``): not a weight; training
+        tunes it on dev at the end, and checkpoints and exports keep it."""
         if dims.speaker_statistics and self.normalization != "utterance":
             raise ValueError(f"speaker_statistics: {self.name} normalises frame by frame, not by statistics")
         self.frontend = LogMelFrontend(

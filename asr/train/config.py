@@ -148,6 +148,9 @@ class TrainerConfig:
     """Checkpoints kept by dev WER (``best-step*.pt``; ``best.pt`` is the best of them)."""
     average_best: bool = True
     """At the end, average the kept checkpoints into ``averaged.pt`` and report its dev WER."""
+    tune_blank_penalty: bool = True
+    """At the end, choose greedy decoding's blank penalty for ``best.pt`` and ``averaged.pt`` on
+    dev (0 to 3; ``asr.evaluate.tune_blank_penalty``); it is kept in each, and decoding uses it."""
     early_stopping_patience: int | None = None
     """Stop when dev WER has not improved for this many evaluations; None: never."""
     num_examples: int = 4

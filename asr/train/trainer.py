@@ -15,12 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from asr import speakers
-from asr.checkpoint import average_checkpoints, load_model, model_payload, save_checkpoint
+from asr.checkpoint import average_checkpoints, load_checkpoint, load_model, model_payload, save_checkpoint
 from asr.ctc import get_backend
 from asr.ctc.decoding import GreedyDecoder
 from asr.data.dataset import Batch, SpeechDataset
 from asr.data.manifest import read_manifest
-from asr.evaluate import error_rates, transcribe_dataset
+from asr.evaluate import error_rates, transcribe_dataset, tune_blank_penalty
 from asr.models import CTCModel, build_model
 from asr.recognizer import Recognizer
 from asr.runtime import autocast
@@ -101,9 +101,8 @@ class Trainer:
     ) -> tuple[dict, list[str]]:
         """Greedy WER / CER of ``model`` on ``dataset`` (``speaker``: its speaker statistics), and
         its hypotheses."""
-        hypotheses = transcribe_dataset(
-            self.recognizer(model), dataset, GreedyDecoder(self.tokenizer), speaker=speaker
-        )
+        decoder = GreedyDecoder(self.tokenizer, model.blank_penalty)
+        hypotheses = transcribe_dataset(self.recognizer(model), dataset, decoder, speaker=speaker)
         return error_rates(dataset.texts, hypotheses), hypotheses
 
     def evaluate(self) -> None:
@@ -148,9 +147,20 @@ class Trainer:
     def restore(self, path: Path) -> None:
         self.state = self.checkpointer.restore(path, self.model, self.training_objects())
 
+    def tune_blank_penalty(self, path: Path) -> None:
+        """Greedy decoding's blank penalty for the checkpoint at ``path``, chosen on dev and saved in it."""
+        model, _ = load_model(path, self.device)
+        penalty, wers = tune_blank_penalty(self.recognizer(model), self.dev_set, self.dev_speakers)
+        save_checkpoint(path, {**load_checkpoint(path), "blank_penalty": penalty})
+        scalars = {f"dev/{path.stem}_blank_penalty": penalty, f"dev/wer_{path.stem}_tuned": wers[penalty]}
+        self.logger.scalars(self.state.step, scalars)
+        log.info("%s: greedy blank penalty %.2f, dev WER %.2f%% (%.2f%% without)",
+                 path.name, penalty, 100 * wers[penalty], 100 * wers[0.0])  # fmt: skip
+
     def finish(self) -> None:
         """Rank 0, when training ends: ``averaged.pt`` (``trainer.average_best``) and its dev WER,
-        then the test set (``data.test_manifest``) with ``best.pt``."""
+        the blank penalty of it and ``best.pt`` (``trainer.tune_blank_penalty``), then the test set
+        (``data.test_manifest``) with ``best.pt``."""
         if not self.world.is_main:
             return
         files = self.checkpointer.kept_files(self.state)
@@ -164,12 +174,22 @@ class Trainer:
             log.info("averaged.pt (%d checkpoints): dev WER %.2f%% (best single %.2f%%)",
                      len(files), 100 * wer, 100 * self.state.best_wer)  # fmt: skip
         best = self.checkpointer.directory / "best.pt"
+        if self.cfg.trainer.tune_blank_penalty:
+            for path in (best, self.checkpointer.directory / "averaged.pt"):
+                if path.is_file():
+                    self.tune_blank_penalty(path)
         if self.cfg.data.test_manifest is not None and best.is_file():
             model, _ = load_model(best, self.device)
             test = SpeechDataset(
                 read_manifest(self.cfg.data.test_manifest), self.tokenizer, model.dims.sample_rate
             )
-            rates = self.error_rates(model, test, speakers.for_recognizer(self.recognizer(model), test))[0]
+            speaker = speakers.for_recognizer(self.recognizer(model), test)
+            rates = self.error_rates(model, test, speaker)[0]
             self.logger.scalars(self.state.step, {"test/wer": rates["wer"], "test/cer": rates["cer"]})
             log.info("test (%s, best.pt): WER %.2f%% CER %.2f%%", self.cfg.data.test_manifest,
                      100 * rates["wer"], 100 * rates["cer"])  # fmt: skip
+            if model.blank_penalty:
+                model.blank_penalty = 0.0
+                untuned = self.error_rates(model, test, speaker)[0]["wer"]
+                self.logger.scalars(self.state.step, {"test/wer_without_blank_penalty": untuned})
+                log.info("test without the blank penalty: WER %.2f%%", 100 * untuned)
