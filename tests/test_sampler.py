@@ -59,3 +59,13 @@ def test_bad_arguments_are_refused():
         BucketBatchSampler(DURATIONS, max_batch_seconds=0.0)
     with pytest.raises(ValueError):
         BucketBatchSampler(DURATIONS, num_replicas=2, rank=2)
+
+
+@pytest.mark.parametrize("accumulate", [1, 3])
+def test_sortagrad_takes_the_first_epoch_shortest_first_then_shuffles(accumulate):
+    sampler = BucketBatchSampler(DURATIONS, batch_size=8, seed=1, accumulate=accumulate, sorted_epochs=1)
+    first, second = sampler.all_batches(0), sampler.all_batches(1)
+    flat = [i for batch in first for i in batch]
+    assert flat == sorted(range(len(DURATIONS)), key=DURATIONS.__getitem__)[: len(flat)], "shortest first"
+    assert len(flat) > len(DURATIONS) - 8 * accumulate, "only an incomplete last group is left out"
+    assert second == BucketBatchSampler(DURATIONS, batch_size=8, seed=1, accumulate=accumulate).all_batches(1)

@@ -336,6 +336,8 @@ def test_resume_modes_protect_existing_work(tiny_corpus, tmp_path):
         run(train_config(tiny_corpus, "trainer.max_steps=2", "model.rnn_hidden=16"), tmp_path)
     with pytest.raises(UserError, match="trainer.accumulate_grad_batches=0: must be positive"):
         run(train_config(tiny_corpus, "trainer.accumulate_grad_batches=0"), tmp_path / "bad")
+    with pytest.raises(UserError, match="data.sortagrad_epochs=-1: must be 0 or more"):
+        run(train_config(tiny_corpus, "data.sortagrad_epochs=-1"), tmp_path / "bad")
 
 
 def test_bpe_tokenizer_is_learnt_saved_and_reused_on_resume(tiny_corpus, tmp_path):

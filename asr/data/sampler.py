@@ -10,7 +10,9 @@ import torch
 
 class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     """Each epoch: shuffle the utterances, sort each window of them by duration, cut the window
-    into batches, then shuffle the batches in groups of ``num_replicas * accumulate``.
+    into batches, then shuffle the batches in groups of ``num_replicas * accumulate``. The first
+    ``sorted_epochs`` epochs instead go through all utterances shortest first (SortaGrad, Deep
+    Speech 2: CTC learns to align on short utterances, which is quicker, before long ones).
 
     A batch holds ``batch_size`` utterances, or, with ``max_batch_seconds``, as many as fit in that
     much padded audio (``count * longest <= max_batch_seconds``; a longer utterance goes alone).
@@ -26,6 +28,7 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     def __init__(
         self, durations: list[float], *, batch_size: int = 16, max_batch_seconds: float | None = None,
         seed: int = 0, num_replicas: int = 1, rank: int = 0, accumulate: int = 1, window_batches: int = 50,
+        sorted_epochs: int = 0,
     ) -> None:  # fmt: skip
         if max_batch_seconds is not None and max_batch_seconds <= 0:
             raise ValueError(f"max_batch_seconds must be positive, got {max_batch_seconds}")
@@ -36,6 +39,7 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.max_batch_seconds = max_batch_seconds
         self.seed = seed
         self.num_replicas, self.rank, self.accumulate = num_replicas, rank, accumulate
+        self.sorted_epochs = sorted_epochs
         mean_batch = batch_size
         if max_batch_seconds is not None:
             mean_batch = max(1, round(max_batch_seconds * len(durations) / sum(durations)))
@@ -47,16 +51,20 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     def all_batches(self, epoch: int) -> list[list[int]]:
         """Every batch of ``epoch`` in step order, all ranks together (``group_size`` per step)."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.durations), generator=generator).tolist()
-        batches = []
-        for start in range(0, len(order), self.window):
-            window = sorted(order[start : start + self.window], key=self.durations.__getitem__)
-            batches += self._cut(window)
+        shortest_first = epoch < self.sorted_epochs
+        if shortest_first:
+            batches = self._cut(sorted(range(len(self.durations)), key=self.durations.__getitem__))
+        else:
+            order = torch.randperm(len(self.durations), generator=generator).tolist()
+            batches = []
+            for start in range(0, len(order), self.window):
+                window = sorted(order[start : start + self.window], key=self.durations.__getitem__)
+                batches += self._cut(window)
         size = self.group_size
         groups = [batches[i : i + size] for i in range(0, len(batches) - size + 1, size)]
-        return [
-            batch for i in torch.randperm(len(groups), generator=generator).tolist() for batch in groups[i]
-        ]
+        if not shortest_first:
+            groups = [groups[i] for i in torch.randperm(len(groups), generator=generator).tolist()]
+        return [batch for group in groups for batch in group]
 
     def _cut(self, ordered: list[int]) -> list[list[int]]:
         if self.max_batch_seconds is None:

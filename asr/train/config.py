@@ -43,6 +43,9 @@ class DataConfig:
     max_batch_seconds: float | None = None
     """Fill each batch up to this much padded audio (dynamic batch size; ``batch_size`` is then
     unused); None: ``batch_size`` utterances per batch."""
+    sortagrad_epochs: int = 0
+    """The first N epochs take the utterances shortest first (SortaGrad, Deep Speech 2), the
+    rest shuffled."""
     num_workers: int | None = None
     """DataLoader worker processes. None: on a GPU, one per CPU core this process may use, up to 8
     (loading then overlaps the GPU's work); on a CPU, 0 (workers would compete with the model for
@@ -183,11 +186,14 @@ POSITIVE = (
 
 
 def check_config(cfg: DictConfig) -> None:
-    """What the types alone do not say: the settings that must be positive, and ``resume``."""
+    """What the types alone do not say: the settings that must be positive (or, for
+    ``sortagrad_epochs``, not negative), and ``resume``."""
     for key in POSITIVE:
         value = OmegaConf.select(cfg, key)
         if value is not None and value <= 0:
             raise UserError(f"{key}={value}: must be positive")
+    if cfg.data.sortagrad_epochs < 0:
+        raise UserError(f"data.sortagrad_epochs={cfg.data.sortagrad_epochs}: must be 0 or more")
     if str(cfg.trainer.resume).lower() not in ("auto", "true", "false"):
         raise UserError(f"trainer.resume={cfg.trainer.resume}: expected auto, true or false")
 

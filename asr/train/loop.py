@@ -78,6 +78,7 @@ def _run(cfg: DictConfig, run_dir: Path, world: World, device: torch.device) -> 
     sampler = BucketBatchSampler(
         train_set.durations, batch_size=cfg.data.batch_size, max_batch_seconds=cfg.data.max_batch_seconds,
         seed=cfg.trainer.seed, num_replicas=world.size, rank=world.rank, accumulate=accumulate,
+        sorted_epochs=cfg.data.sortagrad_epochs,
     )  # fmt: skip
     forward = TrainingForward.from_config(model, cfg.augment)
     if world.distributed:
