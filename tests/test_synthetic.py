@@ -82,3 +82,29 @@ def test_breathy_voices_are_reproducible(tmp_path):
         audio.append((tmp_path / "train" / "1000" / "10000" / "1000-10000-0000.flac").read_bytes())
         time.sleep(1.1)  # another second on the clock
     assert audio[0] == audio[1]
+
+
+def split_files(root, split) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / split).glob("*/*/*"))}
+
+
+def test_more_or_fewer_training_utterances_leave_dev_and_test_as_they_were(tiny_corpus, tmp_path):
+    base_train = split_files(tiny_corpus, "train")
+    for count in (6, 2):
+        root = tmp_path / str(count)
+        generate_corpus(root, replace(TINY, train_utterances_per_speaker=count))
+        for split in ("dev", "test"):
+            assert split_files(root, split) == split_files(tiny_corpus, split)
+            assert (root / "manifests" / f"{split}.jsonl").read_text().replace(str(root), "") == (
+                tiny_corpus / "manifests" / f"{split}.jsonl"
+            ).read_text().replace(str(tiny_corpus), "")
+        train = split_files(root, "train")
+        audio = {name: data for name, data in train.items() if name.endswith(".flac")}
+        assert len(audio) == TINY.train_speakers * count
+        first = min(count, TINY.utterances_per_speaker)
+        kept = [name for name in audio if int(name.split("-")[2][:4]) < first]
+        assert all(audio[name] == base_train[name] for name in kept), "the first utterances are the same"
+        texts = {line.split(" ", 1)[1] for name, data in train.items() if name.endswith(".txt")
+                 for line in data.decode().splitlines()}  # fmt: skip
+        assert len(texts) == TINY.train_speakers * count, "new sentences, not repeats"
+    assert "train_utterances_per_speaker" not in json.loads((tiny_corpus / "corpus.json").read_text())

@@ -51,6 +51,10 @@ class CorpusSpec:
     dev_speakers: int = 8
     test_speakers: int = 16
     utterances_per_speaker: int = 25
+    train_utterances_per_speaker: int | None = None
+    """A training speaker's utterances (None: ``utterances_per_speaker``). Those beyond
+    ``utterances_per_speaker`` come from sentence and prosody draws of their own, so that dev and
+    test stay the same whatever this is."""
     sample_rate: int = 16000
 
     def speakers(self, split: str) -> int:
@@ -108,25 +112,47 @@ def _synthesize_speaker(speaker: _Speaker) -> list[dict]:
     return alignments
 
 
+def _marker(spec: CorpusSpec) -> dict:
+    """``corpus.json``: the spec and layout (a corpus made before ``train_utterances_per_speaker``
+    existed, as one that leaves it unset, is the same corpus)."""
+    settings = {key: value for key, value in asdict(spec).items() if value is not None}
+    return {**settings, "layout": LAYOUT}
+
+
+def _utterances(
+    voice: Voice, count: int, sentences: SentenceGenerator, prosody: random.Random
+) -> list[tuple[str, Voice]]:
+    """``count`` sentences, each with the speaker's rate and pitch varied a little."""
+    return [
+        (sentences.sentence(), replace(voice, rate=voice.rate + prosody.randint(-12, 12),
+                                       pitch=voice.pitch + prosody.randint(-8, 8)))
+        for _ in range(count)
+    ]  # fmt: skip
+
+
 def generate_corpus(root: Path, spec: CorpusSpec) -> None:
     """Write the corpus under ``root`` and its manifests under ``root/manifests/<split>.jsonl``."""
-    marker = root / "corpus.json"
-    if marker.is_file() and json.loads(marker.read_text()) == {**asdict(spec), "layout": LAYOUT}:
+    marker, made = root / "corpus.json", _marker(spec)
+    if marker.is_file() and json.loads(marker.read_text()) == made:
         return
     marker.unlink(missing_ok=True)
     for split in SPLITS:  # a corpus of other parameters: its speakers must not linger in the manifests
         shutil.rmtree(root / split, ignore_errors=True)
-    sentences = SentenceGenerator(spec.seed)
-    prosody = random.Random(spec.seed + 1)
+    draws = (SentenceGenerator(spec.seed), random.Random(spec.seed + 1))
+    extra_draws = (SentenceGenerator(spec.seed + 2), random.Random(spec.seed + 3))
+    train_count = (
+        spec.utterances_per_speaker
+        if spec.train_utterances_per_speaker is None
+        else spec.train_utterances_per_speaker
+    )
     speakers = []
     for split, voices in assign_voices(spec).items():
         for number, voice in enumerate(voices):
             speaker = {"train": 1000, "dev": 2000, "test": 3000}[split] + number
-            utterances = [
-                (sentences.sentence(), replace(voice, rate=voice.rate + prosody.randint(-12, 12),
-                                               pitch=voice.pitch + prosody.randint(-8, 8)))
-                for _ in range(spec.utterances_per_speaker)
-            ]  # fmt: skip
+            utterances = _utterances(voice, spec.utterances_per_speaker, *draws)
+            if split == "train":
+                extra = max(0, train_count - len(utterances))
+                utterances = utterances[:train_count] + _utterances(voice, extra, *extra_draws)
             speakers.append(_Speaker(speaker, split, voice, root / split, spec.sample_rate, utterances))
     # espeak-ng keeps noise-generator state between utterances, so one speaker's audio would depend
     # on what was spoken before it. Each speaker is therefore synthesised in a fresh process forked
@@ -147,7 +173,7 @@ def generate_corpus(root: Path, spec: CorpusSpec) -> None:
     for split in SPLITS:
         write_split_manifest(root / split, root / "manifests" / f"{split}.jsonl")
         write_jsonl(root / "alignments" / f"{split}.jsonl", alignments[split])
-    write_json(marker, {**asdict(spec), "layout": LAYOUT})
+    write_json(marker, made)
 
 
 @dataclass
