@@ -17,6 +17,7 @@ import importlib
 import inspect
 import sys
 import textwrap
+import typing
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
@@ -86,15 +87,20 @@ def _shown(value: Any) -> str:
 
 
 def options(schema: type, prefix: str = "") -> list[Option]:
-    """Every option of ``schema``, nested dataclasses as ``parent.child``."""
+    """Every option of ``schema``, nested dataclasses as ``parent.child``; an optional one
+    (``data.synthetic``, None unless a config group sets it) both ways."""
     found = []
     docs = field_docs(schema)
+    hints = typing.get_type_hints(schema)
     for field in dataclasses.fields(schema):
         default = _default(field)
         name = f"{prefix}{field.name}"
         if dataclasses.is_dataclass(default):
             found += options(type(default), f"{name}.")
             continue
+        nested = [t for t in typing.get_args(hints[field.name]) if dataclasses.is_dataclass(t)]
+        if default is None and nested:
+            found += options(nested[0], f"{name}.")
         kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
         if isinstance(default, Enum):
             kind = " | ".join(member.value for member in type(default))
