@@ -7,7 +7,8 @@
 #   recipes/synthetic/screen.sh NAME[@STEPS]="overrides" [...]   (NAME= for the defaults)
 # Environment: EXP (runs/demo_screen), SEEDS ("0"; runs in EXP/NAME_s<seed>), PRECISION (bf16,
 # as the bf16 CPU trains), STEPS (2779: runs/demo_f32 on the AVX512-BF16 CPU). The corpus is
-# data/synthetic (`python -m asr.data.synthetic data/synthetic`).
+# data/synthetic (`python -m asr.data.synthetic data/synthetic train_utterances_per_speaker=50`,
+# the corpus asr-train makes).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 [ -x "$repo/.venv/bin/python" ] && PATH="$repo/.venv/bin:$PATH"  # the venv that `make setup` made
