@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from asr.ctc.alignment import WordTime
+from asr.ctc.decoding import FrameChoices
 from asr.text import Tokenizer
 
 Step = Callable[[np.ndarray, list], tuple[np.ndarray, np.ndarray, list]]
@@ -145,9 +146,9 @@ class Stream:
         if not len(log_probs):
             return
         self.emissions.append(log_probs)
-        scores = log_probs.copy()
-        scores[:, self.tokenizer.blank] -= self.blank_penalty
-        for offset, best in enumerate(scores.argmax(-1).tolist()):
+        frames = torch.from_numpy(log_probs)[None]
+        choices = FrameChoices.of(frames, torch.tensor([len(log_probs)]), self.tokenizer.blank)
+        for offset, best in enumerate(choices.paths(self.blank_penalty)[0].tolist()):
             if best != self.tokenizer.blank and best != self.previous:
                 self.ids.append(best)
                 text = self.tokenizer.decode(self.ids)

@@ -47,10 +47,13 @@ class FrameChoices:
         best, token = others.max(dim=-1)
         return cls(blank_scores - best, token, lengths.tolist(), blank)
 
+    def paths(self, blank_penalty: float = 0.0) -> torch.Tensor:
+        """Each frame's choice ``(batch, time)``, repeats not merged."""
+        return torch.where(self.margin >= blank_penalty, self.blank, self.token)
+
     def decode(self, blank_penalty: float = 0.0) -> list[list[int]]:
-        paths = torch.where(self.margin >= blank_penalty, self.blank, self.token)
         hypotheses = []
-        for path, length in zip(paths, self.lengths, strict=True):
+        for path, length in zip(self.paths(blank_penalty), self.lengths, strict=True):
             path = torch.unique_consecutive(path[:length])
             hypotheses.append(path[path != self.blank].tolist())
         return hypotheses
